@@ -1,0 +1,1 @@
+"""Shared foundations: configuration, Redis keys, models, time and push."""

@@ -1,0 +1,142 @@
+"""Every Redis key and stream name the product uses, in one place.
+
+Keys carry a hash tag ``{...}`` for what must live in one Redis Cluster slot
+(a stream and its dedupe set; an entity's hash and its index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config import get_settings
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    # Streams
+    @property
+    def readings(self) -> str:
+        """Decoded sensor readings, written by MQTT ingest, read by workers."""
+        return f"{self.prefix}:{{in}}:readings"
+
+    @property
+    def reports(self) -> str:
+        """Reports from people (hotline, app, patrol, departments), written by intake."""
+        return f"{self.prefix}:{{in}}:reports"
+
+    @property
+    def video_events(self) -> str:
+        """Events from camera analysis (motion, offline)."""
+        return f"{self.prefix}:{{in}}:video"
+
+    @property
+    def dead(self) -> str:
+        """Dead letters: every input that could not be taken, with its reason and raw bytes."""
+        return f"{self.prefix}:{{in}}:dead"
+
+    @property
+    def seen(self) -> str:
+        """Message identities already written (dedupe of redelivered messages)."""
+        return f"{self.prefix}:{{in}}:seen"
+
+    # Devices
+    def device(self, device_id: str) -> str:
+        return f"{self.prefix}:device:{device_id}"
+
+    @property
+    def devices(self) -> str:
+        """Set of registered device ids."""
+        return f"{self.prefix}:devices"
+
+    @property
+    def topic_index(self) -> str:
+        """Hash: MQTT topic (without root) -> device id."""
+        return f"{self.prefix}:topic2device"
+
+    def device_state(self, device_id: str) -> str:
+        """Hash: last values, last_seen_ms, status, severity of one device."""
+        return f"{self.prefix}:devstate:{device_id}"
+
+    @property
+    def unknown_devices(self) -> str:
+        """Hash: topic -> JSON of first/last seen and count, for devices nobody registered."""
+        return f"{self.prefix}:unknown"
+
+    # Alarms and orders
+    def alarm(self, alarm_id: str) -> str:
+        return f"{self.prefix}:alarm:{alarm_id}"
+
+    @property
+    def alarms_open(self) -> str:
+        """Sorted set of open alarm ids by raised time."""
+        return f"{self.prefix}:alarms:open"
+
+    @property
+    def alarms_all(self) -> str:
+        """Sorted set of all alarm ids by raised time (live window)."""
+        return f"{self.prefix}:alarms:all"
+
+    def alarm_lock(self, device_id: str, rule: str) -> str:
+        """The one open alarm per device and rule."""
+        return f"{self.prefix}:alarmkey:{device_id}:{rule}"
+
+    def order(self, order_id: str) -> str:
+        return f"{self.prefix}:order:{order_id}"
+
+    @property
+    def orders_open(self) -> str:
+        return f"{self.prefix}:orders:open"
+
+    @property
+    def orders_all(self) -> str:
+        return f"{self.prefix}:orders:all"
+
+    @property
+    def order_seq(self) -> str:
+        return f"{self.prefix}:seq:order"
+
+    @property
+    def alarm_seq(self) -> str:
+        return f"{self.prefix}:seq:alarm"
+
+    # Cameras
+    def camera(self, camera_id: str) -> str:
+        """Hash: status, fps, frame age, motion of one camera."""
+        return f"{self.prefix}:cam:{camera_id}"
+
+    def camera_jpeg(self, camera_id: str) -> str:
+        """Latest JPEG frame of one camera (bytes)."""
+        return f"{self.prefix}:cam:{camera_id}:jpeg"
+
+    @property
+    def cameras(self) -> str:
+        """Set of registered camera ids."""
+        return f"{self.prefix}:cameras"
+
+    # Operating modes
+    @property
+    def modes(self) -> str:
+        """Hash: jurisdiction code -> JSON of the mode in force there."""
+        return f"{self.prefix}:modes"
+
+    @property
+    def mode_log(self) -> str:
+        """Stream of every mode switch, with who and why."""
+        return f"{self.prefix}:modelog"
+
+    # Push
+    @property
+    def push_channel(self) -> str:
+        """Pub/sub channel that tells open screens what changed."""
+        return f"{self.prefix}:push"
+
+    @property
+    def heartbeats(self) -> str:
+        """Hash: role/process -> last heartbeat ms."""
+        return f"{self.prefix}:heartbeats"
+
+
+def keys() -> Keys:
+    return Keys(get_settings().gridcc_prefix)

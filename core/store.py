@@ -1,0 +1,41 @@
+"""The Redis connection every role uses."""
+
+from __future__ import annotations
+
+import redis
+
+from core.config import get_settings
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def redis_url() -> str:
+    url = get_settings().redis_url
+    if not url:
+        raise RuntimeError(
+            "REDIS_URL is not set: run `python app.py` for the embedded default, "
+            "or set REDIS_URL=redis://host:6379/0"
+        )
+    return url
+
+
+def get_redis(url: str | None = None) -> redis.Redis:
+    """A shared client (thread-safe pool) with timeouts, so a dead Redis fails fast."""
+    url = url or redis_url()
+    client = _clients.get(url)
+    if client is None:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=5,
+            socket_connect_timeout=3,
+            health_check_interval=15,
+            retry_on_timeout=True,
+        )
+        _clients[url] = client
+    return client
+
+
+def reset_clients() -> None:
+    for c in _clients.values():
+        c.close()
+    _clients.clear()
