@@ -30,7 +30,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def pick_port(host: str, preferred: int) -> int:
-    if _port_free(host, preferred):
+    if preferred and _port_free(host, preferred):
         return preferred
     with socket.socket() as s:
         s.bind((host, 0))
