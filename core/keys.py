@@ -94,6 +94,11 @@ class Keys:
         return f"{self.prefix}:orders:all"
 
     @property
+    def order_refs(self) -> str:
+        """Hash: source (alarm:<id> / report:<id>) -> order id, so a source opens one order."""
+        return f"{self.prefix}:orders:byref"
+
+    @property
     def order_seq(self) -> str:
         return f"{self.prefix}:seq:order"
 
@@ -125,6 +130,12 @@ class Keys:
     def mode_log(self) -> str:
         """Stream of every mode switch, with who and why."""
         return f"{self.prefix}:modelog"
+
+    # Grid staff
+    @property
+    def staff_duty(self) -> str:
+        """Hash: grid staff id -> JSON of on_duty, since_ms, by (live duty state)."""
+        return f"{self.prefix}:staff:duty"
 
     # Push
     @property

@@ -100,6 +100,8 @@ class Alarm(BaseModel):
     place: Place
     title: str
     order_id: str | None = None
+    # Every step: {"ts_ms", "by", "action", ...}; acknowledgement and closing record who.
+    history: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class OrderStatus(StrEnum):
@@ -173,3 +175,11 @@ class CameraStatus(BaseModel):
     motion_active: bool = False
     last_frame_ms: int | None = None
     error: str = ""
+    # Where the camera is and looks, for the map; source with credentials masked.
+    lon: float | None = None
+    lat: float | None = None
+    direction_deg: float | None = None
+    fov_deg: float | None = None
+    source: str = ""
+    frame_age_limit_ms: int | None = None
+    updated_ms: int | None = None
