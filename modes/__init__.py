@@ -1,0 +1,1 @@
+"""Operating modes (article 36): the mode in force per jurisdiction, switching and its log."""

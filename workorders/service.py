@@ -1,0 +1,367 @@
+"""Work orders: creation from alarms and reports, the status machine, deadlines.
+
+A report whose point lies outside the city is stored, flagged ``inside_city = false``
+with a note in its history, and held at city level (only the city scope sees an
+unlocated order) so the city centre can transfer it to the right authority: nothing a
+citizen reports is dropped. ``outside_city: refuse`` in the policy refuses it instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+import redis
+import yaml
+from pydantic import BaseModel, Field
+
+from core import push
+from core.keys import keys
+from core.models import (
+    Alarm,
+    Channel,
+    OrderStatus,
+    Place,
+    Report,
+    Severity,
+    WorkOrder,
+)
+from core.timeutil import SHANGHAI, now_ms
+
+POLICY_FILE = Path(__file__).resolve().parent / "policy.yaml"
+HOUR_MS = 3_600_000
+
+# 受理核实 → 分流交办 → 协同处置 → 结果反馈 → 核查评价 → 办结; checking may send it back.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.ACCEPTING: frozenset({OrderStatus.ASSIGNED, OrderStatus.REJECTED}),
+    OrderStatus.ASSIGNED: frozenset({OrderStatus.HANDLING, OrderStatus.ACCEPTING}),
+    OrderStatus.HANDLING: frozenset({OrderStatus.FEEDBACK}),
+    OrderStatus.FEEDBACK: frozenset({OrderStatus.CHECKING, OrderStatus.HANDLING}),
+    OrderStatus.CHECKING: frozenset({OrderStatus.CLOSED, OrderStatus.HANDLING}),
+    OrderStatus.CLOSED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+}
+FINAL = frozenset({OrderStatus.CLOSED, OrderStatus.REJECTED})
+
+Locate = Callable[[float, float], Place]
+
+
+class OrderError(ValueError):
+    """A refused work-order operation; the message says why."""
+
+
+class OutsideCity(OrderError):
+    """The reported point is outside the city and the policy refuses such reports."""
+
+
+class Policy(BaseModel):
+    alarm_order_severities: list[Severity] = Field(
+        default_factory=lambda: [Severity.RED, Severity.ORANGE]
+    )
+    priority_by_severity: dict[Severity, int] = Field(
+        default_factory=lambda: {
+            Severity.RED: 1,
+            Severity.ORANGE: 2,
+            Severity.YELLOW: 3,
+            Severity.BLUE: 4,
+        }
+    )
+    report_priority: int = Field(default=3, ge=1, le=4)
+    time_limit_hours: dict[str, dict[int, float]]
+    reminder_share: float = Field(default=0.2, ge=0, lt=1)
+    outside_city: str = Field(default="store", pattern="^(store|refuse)$")
+
+    def limit_hours(self, category: str, priority: int) -> float:
+        row = self.time_limit_hours.get(category) or self.time_limit_hours["default"]
+        if priority in row:
+            return float(row[priority])
+        return float(self.time_limit_hours["default"][priority])
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    with open(path or POLICY_FILE, encoding="utf-8") as fh:
+        pol = Policy.model_validate(yaml.safe_load(fh) or {})
+    if "default" not in pol.time_limit_hours or set(pol.time_limit_hours["default"]) != {
+        1,
+        2,
+        3,
+        4,
+    }:
+        raise ValueError("policy: time_limit_hours.default must give hours for priorities 1-4")
+    return pol
+
+
+@lru_cache(maxsize=1)
+def policy() -> Policy:
+    return load_policy()
+
+
+# --- ids, storage ---------------------------------------------------------------------
+
+
+def new_order_id(r: redis.Redis, ts_ms: int | None = None) -> str:
+    """GD + the Asia/Shanghai date + a city-wide sequence number."""
+    seq = int(r.incr(keys().order_seq))
+    day = datetime.fromtimestamp((ts_ms or now_ms()) / 1000, tz=UTC).astimezone(SHANGHAI)
+    return f"GD{day:%Y%m%d}-{seq:06d}"
+
+
+def get_order(r: redis.Redis, order_id: str) -> WorkOrder | None:
+    """Unscoped read for the workers; screens read through access.reads."""
+    raw = r.get(keys().order(order_id))
+    return WorkOrder.model_validate_json(raw) if raw else None
+
+
+def _save(pipe: Any, order: WorkOrder) -> None:
+    k = keys()
+    pipe.set(k.order(order.id), order.model_dump_json())
+    pipe.zadd(k.orders_all, {order.id: order.created_ms})
+    if order.status in FINAL:
+        pipe.zrem(k.orders_open, order.id)
+    else:
+        pipe.zadd(k.orders_open, {order.id: order.created_ms})
+
+
+def deadline_for(r: redis.Redis, category: str, priority: int, place: Place, start_ms: int) -> int:
+    """The time limit of the category and priority, scaled by the mode in force at the place."""
+    from modes.service import get_mode
+
+    factor = get_mode(r, place.code or "4101").time_limit_factor
+    return start_ms + int(policy().limit_hours(category, priority) * factor * HOUR_MS)
+
+
+def _create(
+    r: redis.Redis,
+    *,
+    source_ref: str,
+    build: Callable[[str, int], WorkOrder],
+) -> WorkOrder:
+    """Create once per source: a redelivered alarm or report finds its existing order."""
+    refs = keys().order_refs
+    existing = r.hget(refs, source_ref)
+    if existing:
+        oid = existing.decode() if isinstance(existing, bytes) else str(existing)
+        found = get_order(r, oid)
+        if found:
+            return found
+    else:
+        ts = now_ms()
+        oid = new_order_id(r, ts)
+        if not r.hsetnx(refs, source_ref, oid):
+            # Another worker reserved an id for this source first; use that one.
+            other = r.hget(refs, source_ref)
+            oid = other.decode() if isinstance(other, bytes) else str(other)
+            found = get_order(r, oid)
+            if found:
+                return found
+    # The id is reserved but the order was never written (a crash in between): write it now.
+    order = build(oid, now_ms())
+    pipe = r.pipeline(transaction=True)
+    _save(pipe, order)
+    pipe.execute()
+    push.publish(r, "order", id=order.id, code=order.place.code, status=order.status.value)
+    return order
+
+
+def _step(by: str, action: str, ts: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "ts_ms": ts,
+        "by": by,
+        "action": action,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+
+
+def alarm_category(device_type: str) -> str:
+    t = device_type.lower()
+    for word, cat in (
+        ("gas", "lifeline_gas"),
+        ("water", "lifeline_water"),
+        ("drain", "lifeline_drainage"),
+        ("flood", "lifeline_drainage"),
+    ):
+        if word in t:
+            return cat
+    return f"lifeline_{t}" if t else "lifeline"
+
+
+def create_from_alarm(r: redis.Redis, alarm: Alarm) -> WorkOrder | None:
+    """An alarm of a configured severity (orange/red by default) opens one work order."""
+    pol = policy()
+    if alarm.severity not in pol.alarm_order_severities:
+        return None
+    priority = pol.priority_by_severity.get(alarm.severity, 3)
+    category = alarm_category(alarm.device_type)
+
+    def build(oid: str, ts: int) -> WorkOrder:
+        return WorkOrder(
+            id=oid,
+            channel=Channel.SENSOR,
+            category=category,
+            title=alarm.title,
+            text=f"{alarm.metric} = {alarm.value:g}{alarm.unit} (限值 {alarm.threshold:g}{alarm.unit})",
+            priority=priority,
+            created_ms=ts,
+            updated_ms=ts,
+            deadline_ms=deadline_for(r, category, priority, alarm.place, ts),
+            place=alarm.place,
+            alarm_id=alarm.id,
+            source_ref=alarm.device_id,
+            history=[
+                _step(
+                    "system",
+                    "created",
+                    ts,
+                    to=OrderStatus.ACCEPTING.value,
+                    note=f"{alarm.severity.value} alarm {alarm.id}",
+                )
+            ],
+        )
+
+    return _create(r, source_ref=f"alarm:{alarm.id}", build=build)
+
+
+def _default_locate() -> Locate:
+    from grids.locate import locator
+
+    return locator().locate
+
+
+def place_of_report(report: Report, locate: Locate | None = None) -> tuple[Place, str | None]:
+    """WGS84 place of a report, and a note when the input needed care."""
+    lon, lat = report.lon, report.lat
+    note = None
+    if report.crs == "gcj02":
+        from grids.coords import gcj02_to_wgs84
+
+        lon, lat = gcj02_to_wgs84(lon, lat)
+        note = f"GCJ-02 ({report.lon:.6f}, {report.lat:.6f}) converted to WGS84"
+    place = (locate or _default_locate())(lon, lat)
+    if not place.inside_city:
+        msg = f"point ({lon:.6f}, {lat:.6f}) is outside the city; held at city level for transfer"
+        note = f"{note}; {msg}" if note else msg
+    return place, note
+
+
+def create_from_report(
+    r: redis.Redis,
+    report: Report,
+    *,
+    report_id: str,
+    locate: Locate | None = None,
+) -> WorkOrder:
+    """A work order for a person's report, located in its grid."""
+    place, note = place_of_report(report, locate)
+    pol = policy()
+    if not place.inside_city and pol.outside_city == "refuse":
+        raise OutsideCity(
+            f"report {report_id}: point ({place.lon:.6f}, {place.lat:.6f}) is outside the city"
+        )
+    category = report.category or "未分类"
+    priority = pol.report_priority
+    title = report.title or report.text[:40]
+
+    def build(oid: str, ts: int) -> WorkOrder:
+        history = [
+            _step(
+                report.reporter_name or report.channel.value,
+                "created",
+                ts,
+                to=OrderStatus.ACCEPTING.value,
+                note=f"report {report_id} via {report.channel.value}",
+            )
+        ]
+        if note:
+            history.append(_step("system", "located", ts, note=note))
+        return WorkOrder(
+            id=oid,
+            channel=report.channel,
+            category=category,
+            title=title,
+            text=report.text,
+            priority=priority,
+            created_ms=ts,
+            updated_ms=ts,
+            # The clock runs from intake, not from when it happened: the time limit is ours.
+            deadline_ms=deadline_for(r, category, priority, place, ts),
+            place=place,
+            source_ref=report_id,
+            history=history,
+        )
+
+    return _create(r, source_ref=f"report:{report_id}", build=build)
+
+
+def transition(
+    r: redis.Redis, order_id: str, to: OrderStatus | str, by: str, reason: str = ""
+) -> WorkOrder:
+    """Move an order along the status machine; an illegal move is refused with why."""
+    try:
+        target = OrderStatus(to)
+    except ValueError:
+        raise OrderError(f"unknown status {to!r}") from None
+    by = (by or "").strip()
+    if not by:
+        raise OrderError("a status change needs the name of who makes it")
+    if target in (OrderStatus.REJECTED, OrderStatus.ACCEPTING) and not (reason or "").strip():
+        raise OrderError(f"moving to {target.value} needs a reason")
+    k = keys()
+    result: dict[str, WorkOrder] = {}
+
+    def txn(pipe: Any) -> None:
+        raw = pipe.get(k.order(order_id))
+        if not raw:
+            raise OrderError(f"work order {order_id} does not exist")
+        order = WorkOrder.model_validate_json(raw)
+        if target not in TRANSITIONS[order.status]:
+            allowed = (
+                ", ".join(sorted(s.value for s in TRANSITIONS[order.status])) or "none (final)"
+            )
+            raise OrderError(
+                f"work order {order_id} is {order.status.value}; it cannot move to "
+                f"{target.value} (allowed: {allowed})"
+            )
+        ts = now_ms()
+        order.history.append(
+            _step(
+                by,
+                "status",
+                ts,
+                **{"from": order.status.value, "to": target.value, "note": reason or None},
+            )
+        )
+        order.status = target
+        order.updated_ms = ts
+        pipe.multi()
+        _save(pipe, order)
+        result["order"] = order
+
+    r.transaction(txn, k.order(order_id))
+    order = result["order"]
+    push.publish(r, "order", id=order.id, code=order.place.code, status=order.status.value)
+    return order
+
+
+def accept(r: redis.Redis, order_id: str, by: str, note: str = "") -> WorkOrder:
+    """Accepted and verified (受理核实 done): the order goes on to triage and assignment."""
+    return transition(r, order_id, OrderStatus.ASSIGNED, by, note)
+
+
+def list_orders(r: redis.Redis, *, open_only: bool = True, limit: int = 50) -> list[WorkOrder]:
+    """Unscoped, newest first, for workers and tools; screens use access.reads."""
+    k = keys()
+    ids = cast(
+        list[bytes], r.zrevrange(k.orders_open if open_only else k.orders_all, 0, max(0, limit - 1))
+    )
+    if not ids:
+        return []
+    raws = r.mget([k.order(i.decode()) for i in ids])
+    return [WorkOrder.model_validate_json(x) for x in raws if x]
+
+
+def order_json(order: WorkOrder) -> dict[str, Any]:
+    return json.loads(order.model_dump_json())
