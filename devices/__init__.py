@@ -1,0 +1,1 @@
+"""Devices: the type catalogue, payload profiles and the registry."""

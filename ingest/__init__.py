@@ -1,0 +1,1 @@
+"""Intake of machine data: MQTT sensors, cameras, and the demo simulator."""
