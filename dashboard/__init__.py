@@ -1,0 +1,1 @@
+"""The command center: Dash pages, the push (SSE) route and the media routes."""

@@ -1,0 +1,173 @@
+"""Callbacks: a push signal in, a re-read through ``access`` out; and the mode switch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+
+from core.store import get_redis
+from dashboard import data, mapdata, views
+from i18n import normalize_lang, t
+from modes.service import ModeError, set_mode
+
+log = logging.getLogger("gridcc.dashboard")
+
+HIDDEN = {"display": "none"}
+SHOWN = {"display": "flex"}
+SHOWN_BLOCK = {"display": "block"}
+
+
+def register(app: Dash) -> None:
+    app.clientside_callback(
+        ClientsideFunction("gridcc", "dispatch"),
+        Output("push", "url"),
+        Output("sig-mode", "data"),
+        Output("sig-alarm", "data"),
+        Output("sig-order", "data"),
+        Output("sig-device", "data"),
+        Output("sig-camera", "data"),
+        Output("push-status", "className"),
+        Input("push", "value"),
+        Input("tick", "n_intervals"),
+        State("push", "url"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("gridcc", "clock"),
+        Output("clock", "children"),
+        Output("cam-age", "children"),
+        Input("tick", "n_intervals"),
+        State("cam-state", "data"),
+    )
+
+    # Leaflet measures its box when it mounts, before the page grid has its final height:
+    # measure again and fit the city once the page has settled.
+    app.clientside_callback(
+        """function (n, bounds) {
+            const nu = window.dash_clientside.no_update;
+            if (n === 1 && bounds) { return [n, {bounds: bounds}]; }
+            return [nu, nu];
+        }""",
+        Output("map", "invalidateSize"),
+        Output("map", "viewport"),
+        Input("tick", "n_intervals"),
+        State("city-bounds", "data"),
+    )
+
+    @app.callback(
+        Output("mode-badge", "children"),
+        Output("mode-badge", "style"),
+        Output("mode-badge", "className"),
+        Output("mode-meta", "children"),
+        Input("sig-mode", "data"),
+        State("lang", "data"),
+        prevent_initial_call=True,
+    )
+    def on_mode(_sig: Any, lang: str) -> tuple[Any, ...]:
+        lang = normalize_lang(lang)
+        return views.mode_badge(data.mode_state(data.screen_scope()), lang)
+
+    @app.callback(
+        Output("kpis", "children"),
+        Input("sig-alarm", "data"),
+        Input("sig-order", "data"),
+        Input("sig-device", "data"),
+        State("lang", "data"),
+        prevent_initial_call=True,
+    )
+    def on_counts(_a: Any, _o: Any, _d: Any, lang: str) -> Any:
+        return views.kpis(data.counts(data.screen_scope()), normalize_lang(lang))
+
+    @app.callback(
+        Output("alarm-list", "children"),
+        Input("sig-alarm", "data"),
+        State("lang", "data"),
+        prevent_initial_call=True,
+    )
+    def on_alarms(_sig: Any, lang: str) -> Any:
+        return views.alarm_list(data.alarms(data.screen_scope()), normalize_lang(lang))
+
+    @app.callback(
+        Output("order-list", "children"),
+        Input("sig-order", "data"),
+        State("lang", "data"),
+        prevent_initial_call=True,
+    )
+    def on_orders(_sig: Any, lang: str) -> Any:
+        return views.order_list(data.orders(data.screen_scope()), normalize_lang(lang))
+
+    @app.callback(
+        Output("layer-devices", "data"),
+        Input("sig-device", "data"),
+        Input("sig-alarm", "data"),
+        prevent_initial_call=True,
+    )
+    def on_markers(_d: Any, _a: Any) -> Any:
+        return mapdata.markers_geojson(data.markers(data.screen_scope()))
+
+    @app.callback(
+        Output("cam-state", "data"),
+        Output("cam-name", "children"),
+        Output("cam-online", "children"),
+        Output("cam-motion", "children"),
+        Output("cam-motion", "className"),
+        Input("sig-camera", "data"),
+        State("cam-state", "data"),
+        State("lang", "data"),
+        prevent_initial_call=True,
+    )
+    def on_camera(_sig: Any, shown: dict[str, Any] | None, lang: str) -> tuple[Any, ...]:
+        if not shown:
+            # The tile was drawn without a camera; a reload picks up a new one.
+            return (no_update,) * 5
+        cams = {c.get("id"): c for c in data.cameras(data.screen_scope())}
+        cam = cams.get(shown.get("id"))
+        return (cam, *views.camera_bar(cam, normalize_lang(lang)))
+
+    @app.callback(
+        Output("mode-panel", "style"),
+        Output("mode-emergency", "style"),
+        Output("mode-msg", "children"),
+        Output("mode-reason", "value"),
+        Input("mode-open", "n_clicks"),
+        Input("mode-cancel", "n_clicks"),
+        Input("mode-confirm", "n_clicks"),
+        Input("mode-emergency-confirm", "n_clicks"),
+        State("mode-choice", "value"),
+        State("mode-reason", "value"),
+        State("mode-panel", "style"),
+        State("lang", "data"),
+        prevent_initial_call=True,
+    )
+    def on_mode_switch(
+        _open: int,
+        _cancel: int,
+        _confirm: int,
+        _emergency: int,
+        choice: str | None,
+        reason: str | None,
+        panel_style: dict[str, str] | None,
+        lang: str,
+    ) -> tuple[Any, ...]:
+        lang = normalize_lang(lang)
+        trig = ctx.triggered_id
+        if trig == "mode-open":
+            shown = (panel_style or HIDDEN).get("display") != "none"
+            return (HIDDEN if shown else SHOWN), HIDDEN, "", no_update
+        if trig == "mode-cancel":
+            return HIDDEN, HIDDEN, "", no_update
+        if not choice:
+            return no_update, HIDDEN, t("mode.need_mode", lang), no_update
+        if not (reason or "").strip():
+            return no_update, HIDDEN, t("mode.need_reason", lang), no_update
+        if choice == "emergency" and trig == "mode-confirm":
+            # Emergency changes every limit and summons every force: ask a second time.
+            return no_update, SHOWN_BLOCK, "", no_update
+        scope = data.screen_scope()
+        try:
+            set_mode(get_redis(), scope.jurisdiction, choice, reason or "", scope.user)
+        except ModeError as exc:
+            return no_update, no_update, f"{t('mode.failed', lang)}：{exc}", no_update
+        # The badge itself changes when the push comes back, on this screen and every other.
+        return HIDDEN, HIDDEN, t("mode.done", lang), ""

@@ -1,0 +1,291 @@
+"""The command-center page: header with the mode, key figures, map, camera, lists."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dash_leaflet as dl
+from dash import dcc, html
+from dash_extensions import SSE
+from dash_extensions.javascript import Namespace
+
+from core.config import get_settings
+from dashboard import data, mapdata, views
+from i18n import normalize_lang, t
+
+log = logging.getLogger("gridcc.dashboard")
+
+MAP_FN = Namespace("gridcc", "map")
+SIGNALS = ("mode", "alarm", "order", "device", "camera")
+PUSH_URL = "/api/push"
+
+
+def _safe(fn: Any, default: Any) -> Any:
+    """First paint must not fail on a read error; the push 'hello' re-reads right after."""
+    try:
+        return fn()
+    except Exception as exc:
+        log.warning("initial read failed: %s", exc)
+        return default
+
+
+def header(lang: str, mode: dict[str, Any]) -> html.Header:
+    badge, style, cls, meta = views.mode_badge(mode, lang)
+    other = "en" if lang == "zh-CN" else "zh-CN"
+    return html.Header(
+        [
+            html.H1(t("app.title", lang), className="gc-title", id="title"),
+            html.Div(
+                [
+                    html.Span(t("mode.label", lang), className="gc-mode-label"),
+                    html.Span(badge, id="mode-badge", className=cls, style=style),
+                    html.Span(meta, id="mode-meta", className="gc-mode-meta"),
+                    html.Button(
+                        t("mode.switch", lang), id="mode-open", className="gc-btn", n_clicks=0
+                    ),
+                ],
+                className="gc-mode",
+            ),
+            html.Span(id="clock", className="gc-clock"),
+            html.Span(id="push-status", className="push-dot", title=t("app.push_live", lang)),
+            html.A(
+                t("app.lang_toggle", lang),
+                href=f"/?lang={other}",
+                className="gc-lang",
+                id="lang-toggle",
+            ),
+        ],
+        className="gc-header",
+    )
+
+
+def mode_panel(lang: str) -> html.Div:
+    return html.Div(
+        [
+            html.Div(t("mode.select", lang), className="gc-kpi-label"),
+            dcc.RadioItems(
+                id="mode-choice",
+                options=[{"label": t(f"mode.{m}", lang), "value": m} for m in views.MODES],
+                value=None,
+                inline=True,
+                inputStyle={"marginRight": "0.3rem", "marginLeft": "0.8rem"},
+            ),
+            dcc.Textarea(
+                id="mode-reason",
+                placeholder=t("mode.reason_placeholder", lang),
+                maxLength=500,
+                style={"height": "4rem"},
+            ),
+            html.Div(
+                [
+                    html.Button(
+                        t("mode.confirm", lang), id="mode-confirm", className="gc-btn", n_clicks=0
+                    ),
+                    html.Button(
+                        t("mode.cancel", lang), id="mode-cancel", className="gc-btn", n_clicks=0
+                    ),
+                ],
+                style={"display": "flex", "gap": "0.6rem"},
+            ),
+            html.Div(
+                [
+                    html.Div(t("mode.emergency_warning", lang)),
+                    html.Button(
+                        t("mode.emergency_confirm", lang),
+                        id="mode-emergency-confirm",
+                        className="gc-btn danger",
+                        n_clicks=0,
+                        style={"marginTop": "0.5rem"},
+                    ),
+                ],
+                id="mode-emergency",
+                className="gc-emergency-confirm",
+                style={"display": "none"},
+            ),
+            html.Div(id="mode-msg", className="gc-msg"),
+        ],
+        id="mode-panel",
+        className="gc-mode-panel",
+        style={"display": "none"},
+    )
+
+
+def map_panel(lang: str, markers: list[dict[str, Any]]) -> html.Div:
+    settings = get_settings()
+    layers: list[Any] = []
+    if settings.tile_url:
+        layers.append(dl.TileLayer(url=settings.tile_url, attribution=settings.tile_attribution))
+    layers += [
+        dl.GeoJSON(
+            id="layer-county",
+            data=mapdata.boundaries("county", lang),
+            style=MAP_FN("countyStyle"),
+        ),
+        dl.GeoJSON(
+            id="layer-township",
+            # Drawn over the counties, so hovering anywhere names the township and its district.
+            data=mapdata.boundaries("township", lang),
+            style=MAP_FN("townshipStyle"),
+            hoverStyle={"weight": 2, "color": "#ffffff"},
+        ),
+        dl.GeoJSON(
+            id="layer-devices",
+            data=mapdata.markers_geojson(markers),
+            cluster=True,
+            zoomToBoundsOnClick=True,
+            superClusterOptions={"radius": 60, "maxZoom": 15},
+            pointToLayer=MAP_FN("pointToLayer"),
+            clusterToLayer=MAP_FN("clusterToLayer"),
+        ),
+    ]
+    legend = html.Div(
+        [
+            html.Div(t("map.legend", lang), style={"fontWeight": 700}),
+            html.Div(
+                [html.Span(className="gc-swatch"), t("map.county", lang)], className="gc-legend-row"
+            ),
+            html.Div(
+                [
+                    html.Span(className="gc-swatch generated"),
+                    f"{t('map.township', lang)}（{t('map.generated', lang)}）",
+                ],
+                className="gc-legend-row",
+            ),
+            html.Div(
+                [
+                    html.Span(className="gc-dot", style={"background": "#e02424"}),
+                    t("map.device_alarm", lang),
+                ],
+                className="gc-legend-row",
+            ),
+            html.Div(
+                [
+                    html.Span(className="gc-dot", style={"background": "#2fd3a5"}),
+                    t("map.device_ok", lang),
+                ],
+                className="gc-legend-row",
+            ),
+            html.Div(t("map.generated_note", lang), className="gc-note"),
+            html.Div(t("map.no_tiles", lang), className="gc-note")
+            if not settings.tile_url
+            else None,
+        ],
+        className="gc-legend",
+        id="map-legend",
+    )
+    return html.Div(
+        [
+            dl.Map(
+                layers,
+                id="map",
+                bounds=mapdata.city_bounds(),
+                # No viewport echo to the server: the map is the same for every user.
+                trackViewport=False,
+                className="gc-map",
+                zoomSnap=0.25,
+                attributionControl=bool(settings.tile_url),
+            ),
+            legend,
+        ],
+        className="gc-map-wrap",
+    )
+
+
+def camera_panel(lang: str, cams: list[dict[str, Any]]) -> html.Div:
+    cam = cams[0] if cams else None
+    name, online, motion, motion_cls = views.camera_bar(cam, lang)
+    src = f"/media/cameras/{cam['id']}/live.mjpeg" if cam else ""
+    return html.Div(
+        [
+            html.H2(t("camera.title", lang)),
+            html.Div(
+                [
+                    html.Img(id="cam-img", src=src, alt=name)
+                    if cam
+                    else html.Div(name, className="gc-empty"),
+                    html.Div(
+                        [
+                            html.Span(name, id="cam-name"),
+                            html.Span(online, id="cam-online"),
+                            html.Span(motion, id="cam-motion", className=motion_cls),
+                            html.Span(
+                                [
+                                    t("camera.frame_age", lang),
+                                    " ",
+                                    html.Span("—", id="cam-age"),
+                                    " ",
+                                    t("camera.seconds", lang),
+                                ]
+                            ),
+                        ],
+                        className="gc-cam-bar",
+                    ),
+                ],
+                className="gc-cam",
+            ),
+            dcc.Store(id="cam-state", data=cam),
+        ],
+        className="gc-panel",
+    )
+
+
+def page(lang: str | None = None) -> html.Div:
+    """The whole page in one language; the first paint already holds the data."""
+    lang = normalize_lang(lang)
+    scope = data.screen_scope()
+    mode = _safe(lambda: data.mode_state(scope), {})
+    counts = _safe(lambda: data.counts(scope), {})
+    alarms = _safe(lambda: data.alarms(scope), [])
+    orders = _safe(lambda: data.orders(scope), [])
+    markers = _safe(lambda: data.markers(scope), [])
+    cams = _safe(lambda: data.cameras(scope), [])
+    return html.Div(
+        [
+            dcc.Store(id="lang", data=lang),
+            # concat: two events in one network chunk would otherwise leave only the last.
+            SSE(id="push", url=PUSH_URL, concat=True),
+            dcc.Interval(id="tick", interval=1000),
+            dcc.Store(id="city-bounds", data=mapdata.city_bounds()),
+            *[dcc.Store(id=f"sig-{s}") for s in SIGNALS],
+            header(lang, mode),
+            mode_panel(lang),
+            html.Div(views.kpis(counts, lang), className="gc-kpis", id="kpis"),
+            html.Div(
+                [
+                    map_panel(lang, markers),
+                    html.Div(
+                        [
+                            camera_panel(lang, cams),
+                            html.Div(
+                                [
+                                    html.H2(t("alarms.title", lang)),
+                                    html.Div(
+                                        views.alarm_list(alarms, lang),
+                                        id="alarm-list",
+                                        className="gc-scroll",
+                                    ),
+                                ],
+                                className="gc-panel",
+                            ),
+                            html.Div(
+                                [
+                                    html.H2(t("orders.title", lang)),
+                                    html.Div(
+                                        views.order_list(orders, lang),
+                                        id="order-list",
+                                        className="gc-scroll",
+                                    ),
+                                ],
+                                className="gc-panel",
+                            ),
+                        ],
+                        className="gc-side",
+                    ),
+                ],
+                className="gc-main",
+            ),
+        ],
+        className="gc-page",
+        lang=lang,
+    )

@@ -1,0 +1,186 @@
+"""Pure renderers: records read through ``access`` in, Dash components out.
+
+Text from people (report titles and texts) goes in as component children, which Dash
+renders as text, never as HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from core.models import Severity
+from core.timeutil import fmt_local, now_ms
+from dashboard.mapdata import place_name
+from i18n import t
+
+SEVERITIES = [s.value for s in sorted(Severity, key=lambda s: s.rank)]
+MODES = ("daily", "holiday", "major_task", "emergency")
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A record as a plain dict, whether it came as a model or a mapping."""
+    if obj is None:
+        return {}
+    if hasattr(obj, "model_dump"):
+        return dict(obj.model_dump(mode="json"))
+    if isinstance(obj, dict):
+        return obj
+    return dict(vars(obj))
+
+
+def _label(prefix: str, value: Any, lang: str) -> str:
+    """The catalogue label of an enum value; an unknown value is shown as it is."""
+    try:
+        return t(f"{prefix}.{value}", lang)
+    except KeyError:
+        return str(value)
+
+
+def mode_badge(state: Any, lang: str) -> tuple[str, dict[str, str], str, str]:
+    """(badge text, badge style, badge class, meta line) of the mode in force."""
+    st = as_dict(state)
+    mode = str(st.get("mode") or "")
+    text = _label("mode", mode, lang) if mode else t("mode.unknown", lang)
+    colour = str(st.get("colour") or "#455a64")
+    meta_parts = []
+    if st.get("since_ms"):
+        meta_parts.append(f"{t('mode.since', lang)} {fmt_local(int(st['since_ms']))}")
+    if st.get("by"):
+        meta_parts.append(f"{t('mode.by', lang)} {st['by']}")
+    if st.get("reason"):
+        meta_parts.append(str(st["reason"]))
+    return (
+        text,
+        {"backgroundColor": colour},
+        f"gc-mode-badge mode-{mode or 'unknown'}",
+        " · ".join(meta_parts),
+    )
+
+
+def kpis(c: dict[str, Any], lang: str) -> list[html.Div]:
+    """Key figures: open alarms by colour, open and overdue orders, devices online."""
+    by_sev = c.get("alarms_open") or {}
+    cards = []
+    for sev in SEVERITIES:
+        cards.append(
+            _kpi(
+                f"kpi-alarm-{sev}",
+                f"{t('severity.' + sev, lang)}{t('kpi.alarms_open', lang)}",
+                int(by_sev.get(sev, 0) or 0),
+                f"sev-{sev}",
+            )
+        )
+    cards.append(_kpi("kpi-orders", t("kpi.orders_open", lang), int(c.get("orders_open", 0) or 0)))
+    cards.append(
+        _kpi(
+            "kpi-overdue",
+            t("kpi.orders_overdue", lang),
+            int(c.get("orders_overdue", 0) or 0),
+            "sev-red" if c.get("orders_overdue") else "",
+        )
+    )
+    online = int(c.get("devices_online", 0) or 0)
+    total = online + int(c.get("devices_offline", 0) or 0)
+    cards.append(_kpi("kpi-devices", t("kpi.devices_online", lang), f"{online}/{total}"))
+    return cards
+
+
+def _kpi(kid: str, label: str, value: Any, cls: str = "") -> html.Div:
+    return html.Div(
+        [
+            html.Div(label, className="gc-kpi-label"),
+            html.Div(str(value), className="gc-kpi-value", id=kid),
+        ],
+        className=f"gc-kpi {cls}".strip(),
+    )
+
+
+def alarm_list(alarms: list[Any], lang: str) -> html.Ul | html.Div:
+    if not alarms:
+        return html.Div(t("alarms.empty", lang), className="gc-empty")
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    # Worst first, then newest: a red alarm must never scroll out of sight under blue ones.
+    ordered = sorted(
+        map(as_dict, alarms),
+        key=lambda a: (rank.get(str(a.get("severity")), len(rank)), -int(a.get("raised_ms") or 0)),
+    )
+    rows = []
+    for a in ordered:
+        sev = str(a.get("severity", ""))
+        where = place_name(a.get("place"))
+        sub = " · ".join(x for x in (where, _label("alarm_state", a.get("state", ""), lang)) if x)
+        rows.append(
+            html.Li(
+                [
+                    html.Span(_label("severity", sev, lang), className=f"gc-chip sev-{sev}"),
+                    html.Span(str(a.get("title", "")), className="gc-what"),
+                    html.Span(sub, className="gc-sub"),
+                    html.Span(fmt_local(a.get("raised_ms")), className="gc-time"),
+                ],
+                className="gc-row",
+                id={"type": "alarm-row", "id": str(a.get("id", ""))},
+            )
+        )
+    return html.Ul(rows, className="gc-list")
+
+
+def order_list(orders: list[Any], lang: str, now: int | None = None) -> html.Ul | html.Div:
+    if not orders:
+        return html.Div(t("orders.empty", lang), className="gc-empty")
+    now = now_ms() if now is None else now
+    rows = []
+    for o in map(as_dict, orders):
+        status = str(o.get("status", ""))
+        overdue = (
+            bool(o.get("deadline_ms"))
+            and int(o["deadline_ms"]) < now
+            and status not in ("closed", "rejected")
+        )
+        chip = (
+            html.Span(t("orders.overdue", lang), className="gc-chip overdue")
+            if overdue
+            else html.Span(_label("order_status", status, lang), className="gc-chip status")
+        )
+        sub = " · ".join(
+            x
+            for x in (
+                str(o.get("id", "")),
+                _label("channel", o.get("channel", ""), lang),
+                place_name(o.get("place")),
+                f"{t('orders.deadline', lang)} {fmt_local(o.get('deadline_ms'))}"
+                if o.get("deadline_ms")
+                else "",
+            )
+            if x
+        )
+        rows.append(
+            html.Li(
+                [
+                    chip,
+                    # A citizen's words: a plain string child is rendered as text by React.
+                    html.Span(str(o.get("title", "")), className="gc-what"),
+                    html.Span(sub, className="gc-sub"),
+                    html.Span(fmt_local(o.get("created_ms")), className="gc-time"),
+                ],
+                className="gc-row",
+                id={"type": "order-row", "id": str(o.get("id", ""))},
+            )
+        )
+    return html.Ul(rows, className="gc-list")
+
+
+def camera_bar(cam: dict[str, Any] | None, lang: str) -> tuple[str, str, str, str]:
+    """(name, online text, motion text, motion class) of the shown camera."""
+    if not cam:
+        return t("camera.none", lang), "", "", "gc-motion"
+    online = t("camera.online", lang) if cam.get("online") else t("camera.offline", lang)
+    active = bool(cam.get("motion_active"))
+    motion = t("camera.motion", lang) if active else t("camera.still", lang)
+    return (
+        str(cam.get("name") or cam.get("id") or ""),
+        online,
+        motion,
+        "gc-motion active" if active else "gc-motion",
+    )
