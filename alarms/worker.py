@@ -28,12 +28,16 @@ from core.keys import keys
 from core.models import Reading, Report
 from core.store import get_redis
 from core.timeutil import now_ms
+from devices.health import is_alarming, record_reading, sweep_offline
+from workorders.supervision import sweep as sweep_orders
 
 log = logging.getLogger("gridcc.worker")
 
 GROUP = "workers"
 CLAIM_IDLE_MS = 60_000
 CLAIM_EVERY_S = 15.0
+# Silent devices go offline within this much of their limit.
+OFFLINE_SWEEP_S = 5.0
 BLOCK_MS = 2000
 BATCH = 100
 
@@ -78,6 +82,10 @@ def handle(r: redis.Redis, stream: str, entry_id: str, fields: dict[Any, Any]) -
             reading = Reading.model_validate_json(raw)
         except ValidationError as exc:
             raise Malformed(f"not a reading: {_errors(exc)}") from exc
+        status, _changed = record_reading(r, reading)
+        if status is not None and not is_alarming(status):
+            # Decommissioned and disabled devices keep their history but raise nothing.
+            return
         try:
             process_reading(r, reading)
         except UnknownDevice as exc:
@@ -213,6 +221,7 @@ def run(
     backoff = 0.2
     ready = False
     last_claim = 0.0
+    last_sweep = 0.0
     while not _stopped(stop):
         try:
             if not ready:
@@ -221,6 +230,11 @@ def run(
             if time.monotonic() - last_claim >= claim_every_s:
                 claim_stale(r, consumer, claim_idle_ms)
                 last_claim = time.monotonic()
+            if time.monotonic() - last_sweep >= OFFLINE_SWEEP_S:
+                sweep_offline(r)
+                # Reminders, overdue warnings and escalation of work-order clocks.
+                sweep_orders(r, now_ms())
+                last_sweep = time.monotonic()
             step(r, consumer, block_ms)
             r.hset(keys().heartbeats, f"worker:{consumer}", now_ms())
             backoff = 0.2

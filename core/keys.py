@@ -64,6 +64,16 @@ class Keys:
         """Hash: topic -> JSON of first/last seen and count, for devices nobody registered."""
         return f"{self.prefix}:unknown"
 
+    @property
+    def blocked_topics(self) -> str:
+        """Set of topics a device team blocked; their messages stay dead letters."""
+        return f"{self.prefix}:unknown:blocked"
+
+    @property
+    def device_credentials(self) -> str:
+        """Hash: device id -> Mosquitto password-file hash of its MQTT password."""
+        return f"{self.prefix}:devcreds"
+
     # Alarms and orders
     def alarm(self, alarm_id: str) -> str:
         return f"{self.prefix}:alarm:{alarm_id}"
@@ -97,6 +107,40 @@ class Keys:
     def order_refs(self) -> str:
         """Hash: source (alarm:<id> / report:<id>) -> order id, so a source opens one order."""
         return f"{self.prefix}:orders:byref"
+
+    @property
+    def order_due(self) -> str:
+        """Sorted set: clock id (order|stage|dept) -> deadline ms, for the overdue sweep."""
+        return f"{self.prefix}:orders:due"
+
+    @property
+    def order_remind(self) -> str:
+        """Sorted set: clock id -> ms of the reminder (yellow) before the deadline."""
+        return f"{self.prefix}:orders:remind"
+
+    @property
+    def order_escalate(self) -> str:
+        """Sorted set: clock id -> ms at which an overdue clock is escalated (督办)."""
+        return f"{self.prefix}:orders:escalate"
+
+    @property
+    def order_inspect(self) -> str:
+        """Sorted set: clock id -> ms at which an overdue clock goes to discipline inspection."""
+        return f"{self.prefix}:orders:inspect"
+
+    @property
+    def orders_supervised(self) -> str:
+        """Hash: order id -> JSON of the escalation (督办): to which level, when, why."""
+        return f"{self.prefix}:orders:supervised"
+
+    @property
+    def orders_discipline(self) -> str:
+        """Hash: order id -> JSON list of reasons for discipline inspection."""
+        return f"{self.prefix}:orders:discipline"
+
+    def order_closures(self, category: str, place: str) -> str:
+        """Sorted set: order id -> closed ms, per category and place (repeat reports)."""
+        return f"{self.prefix}:orders:closed:{category}:{place}"
 
     @property
     def order_seq(self) -> str:

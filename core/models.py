@@ -130,6 +130,34 @@ class Channel(StrEnum):
     VIDEO = "video"
 
 
+class PartStatus(StrEnum):
+    ASSIGNED = "assigned"  # 已交办, not yet taken up
+    HANDLING = "handling"  # 处置中
+    DONE = "done"  # result fed back
+    RETURNED = "returned"  # 退单, waiting for the center's arbitration
+    WITHDRAWN = "withdrawn"  # taken away by arbitration (reassigned)
+
+
+class OrderPart(BaseModel):
+    """One department's share of an order (lead or co-department), with its own clock."""
+
+    dept: str
+    role: str = "lead"  # "lead" | "co"
+    status: PartStatus = PartStatus.ASSIGNED
+    assigned_ms: int
+    assigned_by: str = ""
+    limit: float = 0.0
+    unit: str = "work_hours"
+    deadline_ms: int
+    started_ms: int | None = None
+    handler: str | None = None
+    done_ms: int | None = None
+    result: str = ""
+    evidence: list[str] = Field(default_factory=list)
+    paused_since_ms: int | None = None
+    signal: str = ""  # "" | "yellow" (reminder) | "red" (overdue) | "escalated" (督办)
+
+
 class WorkOrder(BaseModel):
     id: str  # e.g. GD20261203-000123
     channel: Channel
@@ -145,6 +173,17 @@ class WorkOrder(BaseModel):
     alarm_id: str | None = None
     source_ref: str | None = None  # the intake report id or device id
     history: list[dict[str, Any]] = Field(default_factory=list)
+    # The closed loop (workorders/loop.py); empty for orders that have not been assigned.
+    parts: list[OrderPart] = Field(default_factory=list)
+    thread: list[dict[str, Any]] = Field(default_factory=list)  # 会商 messages
+    requests: list[dict[str, Any]] = Field(default_factory=list)  # extensions, suspensions
+    satisfaction: int | None = None  # reporter's, 1 (very dissatisfied) .. 5
+    checked_by: str | None = None
+    closed_ms: int | None = None
+    reopen_count: int = 0
+    rework_count: int = 0
+    flags: list[str] = Field(default_factory=list)  # suspected false closure, overdue...
+    signal: str = ""  # worst signal of its clocks: "" | "yellow" | "red" | "escalated"
 
 
 class Report(BaseModel):

@@ -29,10 +29,12 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class DeviceStatus(StrEnum):
-    REGISTERED = "registered"  # known, nothing received yet
-    LIVE = "live"  # has sent a valid reading
-    OFFLINE = "offline"  # silent for longer than its type allows
+    REGISTERED = "registered"  # known, waiting for its first message
+    VERIFIED = "verified"  # a test reading inside the normal range arrived
+    LIVE = "live"  # reporting in service
+    OFFLINE = "offline"  # silent for longer than its type allows, or its last will came
     DISABLED = "disabled"  # taken out of service by the device team
+    DECOMMISSIONED = "decommissioned"  # retired: history kept, never alarms again
 
 
 class RegistryError(ValueError):
@@ -53,6 +55,9 @@ class Device(BaseModel):
     status: DeviceStatus = DeviceStatus.REGISTERED
     registered_ms: int = 0
     simulated: bool = False
+    decommissioned_ms: int | None = None
+    decommissioned_by: str = ""
+    decommission_reason: str = ""
 
     @field_validator("id")
     @classmethod

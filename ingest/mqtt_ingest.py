@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import queue
 import socket
@@ -42,6 +41,8 @@ from core.keys import keys
 from core.models import Reading
 from core.store import get_redis
 from core.timeutil import now_ms
+from devices.health import on_availability
+from devices.onboarding import is_blocked
 from devices.profiles import DecodeError, decode, non_reading_kind, profiles
 from devices.registry import DeviceStatus, TopicCache
 
@@ -144,7 +145,6 @@ class Processor:
         self.stats = Stats()
         self._reading_script = r.register_script(_READING_LUA)
         self._unknown_script = r.register_script(_UNKNOWN_LUA)
-        self._live: set[str] = set()
         self._last_dead_push = 0.0
 
     def write(self, batch: Sequence[Incoming]) -> Stats:
@@ -154,12 +154,11 @@ class Processor:
         """
         pipe = self.r.pipeline(transaction=False)
         counts = Stats()
-        went_live: list[str] = []
         reading_at: list[int] = []  # pipeline positions of the dedupe-and-append calls
         for msg in batch:
             counts.received += 1
             try:
-                self._one(pipe, msg, counts, went_live, reading_at)
+                self._one(pipe, msg, counts, reading_at)
             except redis.RedisError:
                 raise  # the whole batch is retried; nothing of it is acknowledged
             except Exception as exc:  # never let one message stop ingest
@@ -173,7 +172,6 @@ class Processor:
             self._last_dead_push = time.monotonic()
         counts.readings = sum(1 for i in reading_at if results[i] == 1)
         counts.duplicates = len(reading_at) - counts.readings
-        self._live.update(went_live)
         s = self.stats
         s.received += counts.received
         s.readings += counts.readings
@@ -189,7 +187,6 @@ class Processor:
         pipe: Any,
         msg: Incoming,
         counts: Stats,
-        went_live: list[str],
         reading_at: list[int],
     ) -> None:
         try:
@@ -198,17 +195,26 @@ class Processor:
             self._dead(pipe, msg, "bad_topic", f"topic is not UTF-8 at byte {exc.start}", counts)
             return
         topic = full_topic[len(self.root) :] if full_topic.startswith(self.root) else full_topic
-        if non_reading_kind(topic):
+        kind = non_reading_kind(topic)
+        if kind:
+            if kind == "availability":
+                # A last will: the device is offline now, not after its silence limit.
+                on_availability(self.r, topic, msg.payload)
             counts.skipped += 1
             return
         dev = self.cache.lookup(topic)
+        if dev is None and is_blocked(self.r, topic):
+            self._dead(
+                pipe, msg, "blocked_device", f"{topic} is blocked by the device team", counts
+            )
+            return
         if dev is None:
             self._unknown_script(
                 keys=[self.k.unknown_devices], args=[topic, msg.received_ms], client=pipe
             )
             self._dead(pipe, msg, "unknown_device", f"no device registered on {topic}", counts)
             return
-        if dev.status == DeviceStatus.DISABLED:
+        if dev.status in (DeviceStatus.DISABLED, DeviceStatus.DECOMMISSIONED):
             self._dead(pipe, msg, "device_disabled", f"device {dev.id} is disabled", counts)
             return
         try:
@@ -247,10 +253,6 @@ class Processor:
                 ],
                 client=pipe,
             )
-        if dev.id not in self._live and dev.status == DeviceStatus.REGISTERED:
-            pipe.hset(self.k.device(dev.id), "status", json.dumps(DeviceStatus.LIVE.value))
-            push.publish(pipe, "device", ids=[dev.id])
-            went_live.append(dev.id)
 
     def _dead(self, pipe: Any, msg: Incoming, reason: str, detail: str, counts: Stats) -> None:
         pipe.xadd(

@@ -51,9 +51,7 @@ def test_local_time_has_explicit_offset() -> None:
     assert fmt_local(None) == ""
 
 
-def test_yaml_config_file_then_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_yaml_config_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "gridcc.yaml"
     cfg.write_text("REDIS_URL: redis://10.1.2.3:6379/0\nport: 9001\n", encoding="utf-8")
     monkeypatch.delenv("REDIS_URL", raising=False)

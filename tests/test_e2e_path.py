@@ -120,6 +120,7 @@ def test_threshold_crossing_becomes_alarm_and_located_order(
     assert order["place"]["township"] == dev.place.township
     assert order["place"]["grid"] == dev.place.grid and len(order["place"]["grid"]) == 15
     assert r.hget(keys().device_state(dev.id), "severity") == b"red"
+    # The first reading was inside the normal range (verified), the next made it live.
     assert get_device(r, dev.id).status == "live"  # type: ignore[union-attr]
 
     # Repeated readings over the limit keep the one alarm and the one order.

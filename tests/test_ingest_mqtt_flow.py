@@ -93,7 +93,8 @@ def test_z2m_reading_arrives_with_catalogue_metrics(
     assert (got.battery, got.signal) == (87, 140)
     assert before <= got.ts_ms == got.received_ms <= now_ms()
     assert got.msg_id.startswith(f"gas-001:{got.ts_ms}:")
-    assert wait_for(lambda: get_device(r, "gas-001").status == DeviceStatus.LIVE)  # type: ignore[union-attr]
+    # Commissioning is the worker's: ingest alone leaves the device waiting for verification.
+    assert get_device(r, "gas-001").status == DeviceStatus.REGISTERED  # type: ignore[union-attr]
 
 
 def test_every_simulated_format_arrives(

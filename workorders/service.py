@@ -58,6 +58,35 @@ class OutsideCity(OrderError):
     """The reported point is outside the city and the policy refuses such reports."""
 
 
+class StageLimit(BaseModel):
+    """Time limit of one stage of the loop: unit, amount per priority, category rows."""
+
+    unit: str = Field(default="work_hours", pattern="^(work_hours|calendar_hours|work_days)$")
+    # Priorities whose clock runs in calendar hours whatever the unit (urgent orders).
+    calendar_priorities: list[int] = Field(default_factory=lambda: [1])
+    default: dict[int, float]
+    categories: dict[str, dict[int, float]] = Field(default_factory=dict)
+
+    def limit(self, category: str, priority: int) -> tuple[float, str]:
+        row = self.categories.get(category) or {}
+        amount = row.get(priority, self.default.get(priority))
+        if amount is None:
+            raise ValueError(f"policy: stage limit has no value for priority {priority}")
+        if priority in self.calendar_priorities and self.unit != "calendar_hours":
+            hours = float(amount) * (7.0 if self.unit == "work_days" else 1.0)
+            return hours, "calendar_hours"
+        return float(amount), self.unit
+
+
+class Supervision(BaseModel):
+    """When the supervision sweep reminds, escalates and lists for discipline inspection."""
+
+    escalate_after_hours: float = Field(default=4, ge=0)
+    inspect_after_hours: float = Field(default=24, ge=0)
+    repeat_days: float = Field(default=30, gt=0)
+    dissatisfied_at_most: int = Field(default=2, ge=1, le=5)
+
+
 class Policy(BaseModel):
     alarm_order_severities: list[Severity] = Field(
         default_factory=lambda: [Severity.RED, Severity.ORANGE]
@@ -74,6 +103,14 @@ class Policy(BaseModel):
     time_limit_hours: dict[str, dict[int, float]]
     reminder_share: float = Field(default=0.2, ge=0, lt=1)
     outside_city: str = Field(default="store", pattern="^(store|refuse)$")
+    stage_limits: dict[str, StageLimit] = Field(default_factory=dict)
+    supervision: Supervision = Field(default_factory=Supervision)
+
+    def stage_limit(self, stage: str, category: str, priority: int) -> tuple[float, str]:
+        """(amount, unit) of a loop stage; unknown stages are a policy error."""
+        if stage not in self.stage_limits:
+            raise ValueError(f"policy: no stage_limits.{stage}")
+        return self.stage_limits[stage].limit(category, priority)
 
     def limit_hours(self, category: str, priority: int) -> float:
         row = self.time_limit_hours.get(category) or self.time_limit_hours["default"]
@@ -117,7 +154,11 @@ def get_order(r: redis.Redis, order_id: str) -> WorkOrder | None:
 
 
 def _save(pipe: Any, order: WorkOrder) -> None:
+    from workorders.clockindex import on_save
+
     k = keys()
+    # Before SET: on_save may add a flag to the order.
+    on_save(pipe, order, order.updated_ms)
     pipe.set(k.order(order.id), order.model_dump_json())
     pipe.zadd(k.orders_all, {order.id: order.created_ms})
     if order.status in FINAL:
@@ -160,8 +201,13 @@ def _create(
                 return found
     # The id is reserved but the order was never written (a crash in between): write it now.
     order = build(oid, now_ms())
+    from workorders.clockindex import clock_id, set_clock, stage_clock
+
+    acc = stage_clock(r, order, "accept", order.created_ms)
     pipe = r.pipeline(transaction=True)
     _save(pipe, order)
+    if acc:
+        set_clock(pipe, clock_id(order.id, "accept"), order.created_ms, acc[2])
     pipe.execute()
     push.publish(r, "order", id=order.id, code=order.place.code, status=order.status.value)
     return order
@@ -348,7 +394,9 @@ def transition(
 
 def accept(r: redis.Redis, order_id: str, by: str, note: str = "") -> WorkOrder:
     """Accepted and verified (受理核实 done): the order goes on to triage and assignment."""
-    return transition(r, order_id, OrderStatus.ASSIGNED, by, note)
+    from workorders import loop
+
+    return loop.accept(r, order_id, by, note)
 
 
 def list_orders(r: redis.Redis, *, open_only: bool = True, limit: int = 50) -> list[WorkOrder]:
