@@ -34,8 +34,9 @@ from workorders.supervision import sweep as sweep_orders
 log = logging.getLogger("gridcc.worker")
 
 GROUP = "workers"
-CLAIM_IDLE_MS = 60_000
-CLAIM_EVERY_S = 15.0
+# A report left pending by a worker that died is taken over within about 20 s.
+CLAIM_IDLE_MS = 15_000
+CLAIM_EVERY_S = 5.0
 # Silent devices go offline within this much of their limit.
 OFFLINE_SWEEP_S = 5.0
 BLOCK_MS = 2000

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     mqtt_shared_group: str = ""
     # "5" for servers that speak MQTT 5 (Mosquitto, EMQX); the embedded broker speaks only 3.1.1.
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    # Port of the embedded broker; when it is taken, a free one is used and printed.
+    mqtt_embedded_port: int = Field(default=1883, ge=0, le=65535)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=1, le=65535)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +20,16 @@ from pathlib import Path
 import redis
 
 log = logging.getLogger("gridcc.embedded")
+
+
+def die_with_parent() -> None:
+    """Run in a child before exec: the kernel sends it SIGTERM when its parent dies, so a
+    supervisor killed with -9 leaves no orphaned servers holding ports and data files."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -65,7 +77,9 @@ def start_redis(var_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--daemonize", "no",
         "--logfile", str(rdir / "redis.log"),
     ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
+    )
     url = f"unix://{sock}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -91,6 +105,7 @@ def start_broker(host: str = "127.0.0.1", port: int = 1883) -> tuple[subprocess.
         [sys.executable, "-m", "core.embedded", "broker", host, str(port)],
         cwd=str(Path(__file__).resolve().parent.parent),
         stdout=subprocess.PIPE,
+        preexec_fn=die_with_parent,
     )
     # The child says READY once it listens; a connect probe would log a bogus client error.
     assert proc.stdout is not None

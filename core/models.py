@@ -195,8 +195,9 @@ class Report(BaseModel):
     text: str = Field(min_length=2, max_length=4000)
     title: str | None = Field(default=None, max_length=200)
     category: str | None = Field(default=None, max_length=100)
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    # Strict: a boolean or a string is not a coordinate.
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, strict=True)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, strict=True)
     crs: str = Field(default="wgs84", pattern="^(wgs84|gcj02|cgcs2000)$")
     reporter_name: str | None = Field(default=None, max_length=50)
     reporter_phone: str | None = Field(default=None, max_length=30)

@@ -465,7 +465,12 @@ class MqttIngest:
             self._stop = stop
         target = parse_mqtt_url(get_settings().mqtt_url or "mqtt://127.0.0.1:1883")
         if self.protocol is None:
-            self.protocol = probe_protocol()
+            # A broker configured as 3.1.1 (the embedded one) is not probed with MQTT 5,
+            # which it would log as an invalid connection.
+            if get_settings().mqtt_protocol == "3.1.1":
+                self.protocol = mqtt.MQTTv311
+            else:
+                self.protocol = probe_protocol()
         client = make_client(self.client_id, protocol=self.protocol, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe

@@ -117,6 +117,10 @@ def get_mode(r: redis.Redis, code: str = CITY_CODE) -> ModeState:
     return resolve_mode(code, chain, cast(list[Any], r.hmget(keys().modes, chain)))
 
 
+# Shown in every screen's header: long enough for a sentence, short enough for one line.
+MAX_REASON = 200
+
+
 def set_mode(r: redis.Redis, code: str, mode: Mode | str, reason: str, by: str) -> ModeState:
     """Switch the mode at ``code``; every switch is logged with who, why and when."""
     code = _check_code(code)
@@ -129,6 +133,8 @@ def set_mode(r: redis.Redis, code: str, mode: Mode | str, reason: str, by: str) 
     reason = (reason or "").strip()
     if not reason:
         raise ModeError("a mode switch needs a reason")
+    if len(reason) > MAX_REASON:
+        raise ModeError(f"the reason is {len(reason)} characters; at most {MAX_REASON} are kept")
     by = (by or "").strip()
     if not by:
         raise ModeError("a mode switch needs the name of who switches it")

@@ -59,6 +59,8 @@ def test_default_is_daily_and_nearest_ancestor_wins(r: redis.Redis) -> None:
         ("4101", "emergency", "", "duty", "reason"),
         ("4101", "emergency", "   ", "duty", "reason"),
         ("4101", "panic", "测试", "duty", "unknown mode"),
+        # Found by a user: a 5,000-character reason grew every screen's header.
+        ("4101", "holiday", "长" * 201, "duty", "at most 200"),
         ("4101", "emergency", "测试", "", "who"),
         ("12345", "emergency", "测试", "duty", "not a code"),
         ("110105", "emergency", "测试", "duty", "outside the city"),

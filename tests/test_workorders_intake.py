@@ -87,6 +87,19 @@ def test_hotline_report_becomes_an_order_in_its_township(
             "invalid_report",
         ),
         (b"[1, 2]", "application/json", 400, "bad_json"),
+        # Found by a user: a boolean or a string passed as a coordinate.
+        (
+            b'{"text": "hello", "lon": true, "lat": 34.75}',
+            "application/json",
+            400,
+            "invalid_report",
+        ),
+        (
+            b'{"text": "hello", "lon": "113.6", "lat": 34.75}',
+            "application/json",
+            400,
+            "invalid_report",
+        ),
         (b"text=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
         (
             b'{"text": "hello", "lon": 113.6, "lat": 34.75}',
