@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from core.config import get_settings
 
@@ -27,9 +29,11 @@ def get_redis(url: str | None = None) -> redis.Redis:
         client = redis.Redis.from_url(
             url,
             socket_timeout=5,
-            socket_connect_timeout=3,
+            socket_connect_timeout=2,
             health_check_interval=15,
-            retry_on_timeout=True,
+            # Two quick retries ride out a blip; the roles' own loops handle an outage, and
+            # screens must say "down" in a second, not after redis-py's default retries.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
         )
         _clients[url] = client
     return client

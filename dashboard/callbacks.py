@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
 from core.store import get_redis
-from dashboard import data, mapdata, views
+from dashboard import data, layout, mapdata, views
 from i18n import normalize_lang, t
 from modes.service import ModeError, set_mode
 
@@ -17,6 +18,34 @@ log = logging.getLogger("gridcc.dashboard")
 HIDDEN = {"display": "none"}
 SHOWN = {"display": "flex"}
 SHOWN_BLOCK = {"display": "block"}
+
+
+# What each re-read shows; ``r`` lets a check point them at a given Redis.
+def mode_view(lang: str, r: redis.Redis | None = None) -> tuple[Any, ...]:
+    scope = data.screen_scope()
+    return views.mode_badge(data.guarded(lambda: data.mode_state(scope, r)), lang)
+
+
+def kpis_view(lang: str, r: redis.Redis | None = None) -> Any:
+    scope = data.screen_scope()
+    return views.kpis(data.guarded(lambda: data.counts(scope, r)), lang)
+
+
+def alarms_view(lang: str, r: redis.Redis | None = None) -> Any:
+    scope = data.screen_scope()
+    return views.alarm_list(data.guarded(lambda: data.alarms(scope, r)), lang)
+
+
+def orders_view(lang: str, r: redis.Redis | None = None) -> Any:
+    scope = data.screen_scope()
+    return views.order_list(data.guarded(lambda: data.orders(scope, r)), lang)
+
+
+def health_view(r: redis.Redis | None = None) -> tuple[dict[str, str], bool]:
+    """(banner style, data down?) from a real read through ``access``."""
+    scope = data.screen_scope()
+    down = data.guarded(lambda: data.mode_state(scope, r)) is None
+    return (layout.OUTAGE_SHOWN if down else layout.OUTAGE_HIDDEN), down
 
 
 def register(app: Dash) -> None:
@@ -29,9 +58,12 @@ def register(app: Dash) -> None:
         Output("sig-device", "data"),
         Output("sig-camera", "data"),
         Output("push-status", "className"),
+        Output("sig-health", "data"),
         Input("push", "value"),
         Input("tick", "n_intervals"),
         State("push", "url"),
+        # A State, read on the next tick: as an Input it would close a loop through on_health.
+        State("data-down", "data"),
     )
     app.clientside_callback(
         ClientsideFunction("gridcc", "clock"),
@@ -65,8 +97,18 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def on_mode(_sig: Any, lang: str) -> tuple[Any, ...]:
-        lang = normalize_lang(lang)
-        return views.mode_badge(data.mode_state(data.screen_scope()), lang)
+        return mode_view(normalize_lang(lang))
+
+    @app.callback(
+        Output("outage-banner", "style"),
+        Output("data-down", "data"),
+        Input("sig-health", "data"),
+        Input("health-tick", "n_intervals"),
+        Input("sig-mode", "data"),
+        prevent_initial_call=True,
+    )
+    def on_health(_sig: Any, _tick: Any, _mode: Any) -> tuple[Any, ...]:
+        return health_view()
 
     @app.callback(
         Output("kpis", "children"),
@@ -77,7 +119,7 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def on_counts(_a: Any, _o: Any, _d: Any, lang: str) -> Any:
-        return views.kpis(data.counts(data.screen_scope()), normalize_lang(lang))
+        return kpis_view(normalize_lang(lang))
 
     @app.callback(
         Output("alarm-list", "children"),
@@ -86,7 +128,7 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def on_alarms(_sig: Any, lang: str) -> Any:
-        return views.alarm_list(data.alarms(data.screen_scope()), normalize_lang(lang))
+        return alarms_view(normalize_lang(lang))
 
     @app.callback(
         Output("order-list", "children"),
@@ -95,7 +137,7 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def on_orders(_sig: Any, lang: str) -> Any:
-        return views.order_list(data.orders(data.screen_scope()), normalize_lang(lang))
+        return orders_view(normalize_lang(lang))
 
     @app.callback(
         Output("layer-devices", "data"),
@@ -104,7 +146,9 @@ def register(app: Dash) -> None:
         prevent_initial_call=True,
     )
     def on_markers(_d: Any, _a: Any) -> Any:
-        return mapdata.markers_geojson(data.markers(data.screen_scope()))
+        found = data.guarded(lambda: data.markers(data.screen_scope()))
+        # Down: keep the last markers drawn; the banner says they may be stale.
+        return no_update if found is None else mapdata.markers_geojson(found)
 
     @app.callback(
         Output("cam-state", "data"),
@@ -121,7 +165,10 @@ def register(app: Dash) -> None:
         if not shown:
             # The tile was drawn without a camera; a reload picks up a new one.
             return (no_update,) * 5
-        cams = {c.get("id"): c for c in data.cameras(data.screen_scope())}
+        found = data.guarded(lambda: data.cameras(data.screen_scope()))
+        if found is None:
+            return (no_update,) * 5
+        cams = {c.get("id"): c for c in found}
         cam = cams.get(shown.get("id"))
         return (cam, *views.camera_bar(cam, normalize_lang(lang)))
 
@@ -169,5 +216,12 @@ def register(app: Dash) -> None:
             set_mode(get_redis(), scope.jurisdiction, choice, reason or "", scope.user)
         except ModeError as exc:
             return no_update, no_update, f"{t('mode.failed', lang)}：{exc}", no_update
+        except data.DATA_ERRORS:
+            return (
+                no_update,
+                no_update,
+                f"{t('mode.failed', lang)}：{t('data.down', lang)}",
+                no_update,
+            )
         # The badge itself changes when the push comes back, on this screen and every other.
         return HIDDEN, HIDDEN, t("mode.done", lang), ""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
 
 from access import reads
 from access.cameras import list_cameras
@@ -14,6 +17,10 @@ from dashboard.views import as_dict
 log = logging.getLogger("gridcc.dashboard")
 
 LIST_LIMIT = 50
+# A read that fails for these reasons means the data service is down, not "no data".
+DATA_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+T = TypeVar("T")
 
 
 def screen_scope() -> Scope:
@@ -21,25 +28,38 @@ def screen_scope() -> Scope:
     return demo_scope()
 
 
-def mode_state(scope: Scope) -> dict[str, Any]:
-    return as_dict(reads.current_mode(get_redis(), scope))
+def _r(r: redis.Redis | None) -> redis.Redis:
+    return r if r is not None else get_redis()
 
 
-def counts(scope: Scope) -> dict[str, Any]:
-    return as_dict(reads.counts(get_redis(), scope))
+def mode_state(scope: Scope, r: redis.Redis | None = None) -> dict[str, Any]:
+    return as_dict(reads.current_mode(_r(r), scope))
 
 
-def alarms(scope: Scope) -> list[Any]:
-    return list(reads.list_alarms(get_redis(), scope, open_only=True, limit=LIST_LIMIT))
+def counts(scope: Scope, r: redis.Redis | None = None) -> dict[str, Any]:
+    return as_dict(reads.counts(_r(r), scope))
 
 
-def orders(scope: Scope) -> list[Any]:
-    return list(reads.list_orders(get_redis(), scope, open_only=True, limit=LIST_LIMIT))
+def alarms(scope: Scope, r: redis.Redis | None = None) -> list[Any]:
+    return list(reads.list_alarms(_r(r), scope, open_only=True, limit=LIST_LIMIT))
 
 
-def markers(scope: Scope) -> list[dict[str, Any]]:
-    return [as_dict(m) for m in reads.device_markers(get_redis(), scope)]
+def orders(scope: Scope, r: redis.Redis | None = None) -> list[Any]:
+    return list(reads.list_orders(_r(r), scope, open_only=True, limit=LIST_LIMIT))
 
 
-def cameras(scope: Scope) -> list[dict[str, Any]]:
-    return [as_dict(c) for c in list_cameras(get_redis(), scope)]
+def markers(scope: Scope, r: redis.Redis | None = None) -> list[dict[str, Any]]:
+    return [as_dict(m) for m in reads.device_markers(_r(r), scope)]
+
+
+def cameras(scope: Scope, r: redis.Redis | None = None) -> list[dict[str, Any]]:
+    return [as_dict(c) for c in list_cameras(_r(r), scope)]
+
+
+def guarded(fn: Callable[[], T]) -> T | None:
+    """The read's result, or ``None`` when the data service is down (logged, never raised)."""
+    try:
+        return fn()
+    except DATA_ERRORS as exc:
+        log.warning("data service read failed: %s", exc)
+        return None

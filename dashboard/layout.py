@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import dash_leaflet as dl
+import redis
 from dash import dcc, html
 from dash_extensions import SSE
 from dash_extensions.javascript import Namespace
@@ -19,18 +20,25 @@ log = logging.getLogger("gridcc.dashboard")
 MAP_FN = Namespace("gridcc", "map")
 SIGNALS = ("mode", "alarm", "order", "device", "camera")
 PUSH_URL = "/api/push"
+OUTAGE_SHOWN = {"display": "block"}
+OUTAGE_HIDDEN = {"display": "none"}
+# How often a screen checks the data service by itself, so an outage shows even when no
+# push arrives (and goes away when the service is back).
+HEALTH_INTERVAL_MS = 5000
 
 
-def _safe(fn: Any, default: Any) -> Any:
-    """First paint must not fail on a read error; the push 'hello' re-reads right after."""
-    try:
-        return fn()
-    except Exception as exc:
-        log.warning("initial read failed: %s", exc)
-        return default
+def outage_banner(lang: str, down: bool) -> html.Div:
+    """The red line that says the figures cannot be trusted; hidden while reads work."""
+    return html.Div(
+        t("data.down_banner", lang),
+        id="outage-banner",
+        className="gc-outage",
+        role="alert",
+        style=OUTAGE_SHOWN if down else OUTAGE_HIDDEN,
+    )
 
 
-def header(lang: str, mode: dict[str, Any]) -> html.Header:
+def header(lang: str, mode: dict[str, Any] | None) -> html.Header:
     badge, style, cls, meta = views.mode_badge(mode, lang)
     other = "en" if lang == "zh-CN" else "zh-CN"
     return html.Header(
@@ -48,7 +56,11 @@ def header(lang: str, mode: dict[str, Any]) -> html.Header:
                 className="gc-mode",
             ),
             html.Span(id="clock", className="gc-clock"),
-            html.Span(id="push-status", className="push-dot", title=t("app.push_live", lang)),
+            html.Span(
+                id="push-status",
+                className="push-dot down" if mode is None else "push-dot",
+                title=t("app.push_live", lang),
+            ),
             html.A(
                 t("app.lang_toggle", lang),
                 href=f"/?lang={other}",
@@ -74,7 +86,8 @@ def mode_panel(lang: str) -> html.Div:
             dcc.Textarea(
                 id="mode-reason",
                 placeholder=t("mode.reason_placeholder", lang),
-                maxLength=500,
+                # The service refuses longer reasons; the header shows them on one line.
+                maxLength=200,
                 style={"height": "4rem"},
             ),
             html.Div(
@@ -230,33 +243,48 @@ def camera_panel(lang: str, cams: list[dict[str, Any]]) -> html.Div:
     )
 
 
-def page(lang: str | None = None) -> html.Div:
-    """The whole page in one language; the first paint already holds the data."""
+def page(lang: str | None = None, r: redis.Redis | None = None) -> html.Div:
+    """The whole page in one language; the first paint already holds the data.
+
+    A failed read paints the outage state (banner, "—"), never an empty "all clear".
+    """
     lang = normalize_lang(lang)
     scope = data.screen_scope()
-    mode = _safe(lambda: data.mode_state(scope), {})
-    counts = _safe(lambda: data.counts(scope), {})
-    alarms = _safe(lambda: data.alarms(scope), [])
-    orders = _safe(lambda: data.orders(scope), [])
-    markers = _safe(lambda: data.markers(scope), [])
-    cams = _safe(lambda: data.cameras(scope), [])
+    mode = data.guarded(lambda: data.mode_state(scope, r))
+    counts = alarms = orders = markers = cams = None
+    # Once a read has failed the rest are skipped: each would wait out the client's retries.
+    if mode is not None:
+        counts = data.guarded(lambda: data.counts(scope, r))
+    if counts is not None:
+        alarms = data.guarded(lambda: data.alarms(scope, r))
+    if alarms is not None:
+        orders = data.guarded(lambda: data.orders(scope, r))
+    if orders is not None:
+        markers = data.guarded(lambda: data.markers(scope, r))
+    if markers is not None:
+        cams = data.guarded(lambda: data.cameras(scope, r))
+    down = cams is None
     return html.Div(
         [
             dcc.Store(id="lang", data=lang),
+            dcc.Store(id="data-down", data=down),
+            dcc.Store(id="sig-health"),
+            dcc.Interval(id="health-tick", interval=HEALTH_INTERVAL_MS),
             # concat: two events in one network chunk would otherwise leave only the last.
             SSE(id="push", url=PUSH_URL, concat=True),
             dcc.Interval(id="tick", interval=1000),
             dcc.Store(id="city-bounds", data=mapdata.city_bounds()),
             *[dcc.Store(id=f"sig-{s}") for s in SIGNALS],
             header(lang, mode),
+            outage_banner(lang, down),
             mode_panel(lang),
             html.Div(views.kpis(counts, lang), className="gc-kpis", id="kpis"),
             html.Div(
                 [
-                    map_panel(lang, markers),
+                    map_panel(lang, markers or []),
                     html.Div(
                         [
-                            camera_panel(lang, cams),
+                            camera_panel(lang, cams or []),
                             html.Div(
                                 [
                                     html.H2(t("alarms.title", lang)),

@@ -38,8 +38,21 @@ def _label(prefix: str, value: Any, lang: str) -> str:
         return str(value)
 
 
+NO_DATA = "—"
+
+
 def mode_badge(state: Any, lang: str) -> tuple[str, dict[str, str], str, str]:
-    """(badge text, badge style, badge class, meta line) of the mode in force."""
+    """(badge text, badge style, badge class, meta line) of the mode in force.
+
+    ``None`` means the mode could not be read: a guessed "not set" would be a lie.
+    """
+    if state is None:
+        return (
+            NO_DATA,
+            {"backgroundColor": "#7a1010"},
+            "gc-mode-badge mode-down",
+            t("data.down", lang),
+        )
     st = as_dict(state)
     mode = str(st.get("mode") or "")
     text = _label("mode", mode, lang) if mode else t("mode.unknown", lang)
@@ -59,19 +72,32 @@ def mode_badge(state: Any, lang: str) -> tuple[str, dict[str, str], str, str]:
     )
 
 
-def kpis(c: dict[str, Any], lang: str) -> list[html.Div]:
-    """Key figures: open alarms by colour, open and overdue orders, devices online."""
+def kpis(c: dict[str, Any] | None, lang: str) -> list[html.Div]:
+    """Key figures: open alarms by colour, open and overdue orders, devices online.
+
+    ``None`` means the figures could not be read: every card shows "—", never a false 0.
+    """
+    down = c is None
+    c = c or {}
     by_sev = c.get("alarms_open") or {}
     cards = []
     for sev in SEVERITIES:
         cards.append(
             _kpi(
                 f"kpi-alarm-{sev}",
-                f"{t('severity.' + sev, lang)}{t('kpi.alarms_open', lang)}",
-                int(by_sev.get(sev, 0) or 0),
+                t("kpi.alarms_open_by", lang).format(severity=t("severity." + sev, lang)),
+                NO_DATA if down else int(by_sev.get(sev, 0) or 0),
                 f"sev-{sev}",
             )
         )
+    if down:
+        for kid, key in (
+            ("kpi-orders", "kpi.orders_open"),
+            ("kpi-overdue", "kpi.orders_overdue"),
+            ("kpi-devices", "kpi.devices_online"),
+        ):
+            cards.append(_kpi(kid, t(key, lang), NO_DATA))
+        return cards
     cards.append(_kpi("kpi-orders", t("kpi.orders_open", lang), int(c.get("orders_open", 0) or 0)))
     cards.append(
         _kpi(
@@ -97,7 +123,13 @@ def _kpi(kid: str, label: str, value: Any, cls: str = "") -> html.Div:
     )
 
 
-def alarm_list(alarms: list[Any], lang: str) -> html.Ul | html.Div:
+def _down(lang: str) -> html.Div:
+    return html.Div(t("data.down", lang), className="gc-empty gc-down")
+
+
+def alarm_list(alarms: list[Any] | None, lang: str) -> html.Ul | html.Div:
+    if alarms is None:
+        return _down(lang)
     if not alarms:
         return html.Div(t("alarms.empty", lang), className="gc-empty")
     rank = {s: i for i, s in enumerate(SEVERITIES)}
@@ -126,7 +158,9 @@ def alarm_list(alarms: list[Any], lang: str) -> html.Ul | html.Div:
     return html.Ul(rows, className="gc-list")
 
 
-def order_list(orders: list[Any], lang: str, now: int | None = None) -> html.Ul | html.Div:
+def order_list(orders: list[Any] | None, lang: str, now: int | None = None) -> html.Ul | html.Div:
+    if orders is None:
+        return _down(lang)
     if not orders:
         return html.Div(t("orders.empty", lang), className="gc-empty")
     now = now_ms() if now is None else now

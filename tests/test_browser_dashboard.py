@@ -122,7 +122,7 @@ def test_mode_switch_on_one_page_shows_on_another_within_2s(
         timeout=2000,
     )
     assert time.monotonic() - t0 < 2.0
-    log = r.xrevrange(keys().mode_log, count=1)
+    log: Any = r.xrevrange(keys().mode_log, count=1)
     assert log[0][1][b"mode"] == b"emergency" and log[0][1][b"by"] == b"demo"
 
 
@@ -355,3 +355,42 @@ def test_bundled_font_draws_chinese_on_a_screen_without_cjk_fonts(
         page.screenshot(path=str(artifacts / "dashboard-no-system-cjk.png"))
     finally:
         bare.close()
+
+
+def test_long_stored_reason_keeps_header_one_line_and_mode_names_legible(
+    web, page_factory, r: redis.Redis
+) -> None:
+    # A reason stored before the service limited it: the header must not grow.
+    rec = {"mode": "major_task", "since_ms": now_ms(), "by": "值班长", "reason": "原因" * 2500}
+    r.hset(keys().modes, "4101", json.dumps(rec, ensure_ascii=False))
+    page = page_factory(web.url + "/").page
+    _wait_push_live(page)
+    header = page.locator(".gc-header").bounding_box()
+    title = page.locator("#title").bounding_box()
+    assert header and title and header["height"] < title["height"] * 2.2, (header, title)
+    meta = page.evaluate(
+        """() => { const e = document.querySelector('#mode-meta'); const s = getComputedStyle(e);
+        return {h: e.getBoundingClientRect().height, ov: s.textOverflow, ws: s.whiteSpace,
+                clipped: e.scrollWidth > e.clientWidth}; }"""
+    )
+    assert meta["ov"] == "ellipsis" and meta["ws"] == "nowrap" and meta["clipped"], meta
+    assert page.get_attribute("#mode-reason", "maxlength") == "200"
+
+    # The mode names in the dialog: light text on the dark panel, the chosen one marked.
+    page.click("#mode-open")
+    page.click(f"text={t('mode.holiday', 'zh-CN')}")
+    looks = page.evaluate(
+        """() => Array.from(document.querySelectorAll('#mode-choice label')).map(l => {
+            const s = getComputedStyle(l);
+            const rgb = s.color.match(/\\d+/g).map(Number);
+            return {text: l.innerText.trim(), lum: (rgb[0] * 299 + rgb[1] * 587 + rgb[2] * 114) / 1000,
+                    border: s.borderColor, checked: !!l.querySelector('input:checked')}; })"""
+    )
+    assert [x["text"] for x in looks] == [
+        t(f"mode.{m}", "zh-CN") for m in ("daily", "holiday", "major_task", "emergency")
+    ]
+    assert all(x["lum"] > 180 for x in looks), looks
+    chosen = [x for x in looks if x["checked"]]
+    others = {x["border"] for x in looks if not x["checked"]}
+    assert [x["text"] for x in chosen] == [t("mode.holiday", "zh-CN")]
+    assert chosen[0]["border"] not in others, looks

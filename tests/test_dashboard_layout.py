@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from core.models import AlarmState, Channel, Mode, OrderStatus, Severity
 from i18n import LANGUAGES, LabelError, labels, load_labels, normalize_lang, t
@@ -295,3 +297,72 @@ def test_alarm_list_puts_worst_first_and_orders_show_overdue() -> None:
     assert t("orders.overdue", "zh-CN") in _text(o_rows[0])
     assert t("order_status.assigned", "zh-CN") in _text(o_rows[1])
     assert t("channel.patrol", "zh-CN") in _text(o_rows[1])
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_redis_down_shows_outage_not_all_clear(gridcc_env: dict[str, str]) -> None:
+    from dashboard import callbacks
+    from dashboard.layout import OUTAGE_HIDDEN, OUTAGE_SHOWN, page
+
+    # A real refused connection: nothing listens on this port.
+    # No retries, so the check takes milliseconds; the refusal is the same as a dead server's.
+    dead = redis.Redis(port=_closed_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    for lang in LANGUAGES:
+        tree = page(lang, r=dead)
+        banner = _by_id(tree, "outage-banner")
+        assert banner.style == OUTAGE_SHOWN
+        assert _text(banner) == t("data.down_banner", lang)
+        assert _by_id(tree, "data-down").data is True
+        assert "down" in _by_id(tree, "push-status").className.split()
+        figures = [_text(_by_id(tree, f"kpi-alarm-{s.value}")) for s in Severity]
+        figures += [_text(_by_id(tree, k)) for k in ("kpi-orders", "kpi-overdue", "kpi-devices")]
+        assert figures == ["—"] * 7
+        for cid in ("alarm-list", "order-list"):
+            shown = _text(_by_id(tree, cid))
+            assert shown == t("data.down", lang)
+        assert t("alarms.empty", lang) not in _text(tree)
+        assert _text(_by_id(tree, "mode-badge")) == "—"
+        assert t("mode.unknown", lang) not in _text(tree)
+
+    # The callbacks' re-reads show the same outage state, and the health check says so.
+    assert callbacks.health_view(dead) == (OUTAGE_SHOWN, True)
+    assert all(_text(c.children[1]) == "—" for c in callbacks.kpis_view("zh-CN", dead))
+    assert _text(callbacks.alarms_view("zh-CN", dead)) == t("data.down", "zh-CN")
+    assert _text(callbacks.orders_view("zh-CN", dead)) == t("data.down", "zh-CN")
+    assert callbacks.mode_view("zh-CN", dead)[0] == "—"
+
+    # Redis reachable again: the same calls show real figures and the banner goes.
+    live = redis.Redis.from_url(gridcc_env["REDIS_URL"])
+    assert callbacks.health_view(live) == (OUTAGE_HIDDEN, False)
+    assert _text(callbacks.kpis_view("zh-CN", live)[0].children[1]) == "0"
+    assert _text(callbacks.alarms_view("zh-CN", live)) == t("alarms.empty", "zh-CN")
+    ok = page("zh-CN", r=live)
+    assert _by_id(ok, "outage-banner").style == OUTAGE_HIDDEN
+    assert _by_id(ok, "data-down").data is False
+
+
+def test_kpi_labels_space_severity_and_label_in_each_language() -> None:
+    from dashboard.views import kpis
+
+    labels_en = [_text(c.children[0]) for c in kpis({}, "en")][:4]
+    assert labels_en == [
+        "Red open alarms",
+        "Orange open alarms",
+        "Yellow open alarms",
+        "Blue open alarms",
+    ]
+    labels_zh = [_text(c.children[0]) for c in kpis({}, "zh-CN")][:4]
+    assert labels_zh == ["红色未处置告警", "橙色未处置告警", "黄色未处置告警", "蓝色未处置告警"]
+
+
+def test_mode_reason_input_is_limited_to_200() -> None:
+    from dashboard.layout import mode_panel
+
+    assert _by_id(mode_panel("zh-CN"), "mode-reason").maxLength == 200

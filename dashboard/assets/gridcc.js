@@ -53,7 +53,9 @@
   };
 
   // Push dispatcher state (one per page).
-  var push = { last: 0, attempt: Date.now(), conn: 0, stale: 13000, retryAt: null, n: 0, seen: 0 };
+  var push = {
+    last: 0, attempt: Date.now(), conn: 0, stale: 13000, retryAt: null, n: 0, seen: 0, down: false
+  };
   var TOPICS = ["mode", "alarm", "order", "device", "camera"];
 
   function bump(ids) {
@@ -62,10 +64,11 @@
   }
 
   var clientside = {
-    // Inputs: the SSE value and the 1 s tick. Outputs: SSE url, one signal per topic, status.
-    dispatch: function (value, tick, url) {
+    // Inputs: the SSE value and the 1 s tick. Outputs: SSE url, one signal per topic, status,
+    // and a health signal that makes the server check the data service.
+    dispatch: function (value, tick, url, dataDown) {
       var nu = window.dash_clientside.no_update;
-      var out = { url: nu, mode: nu, alarm: nu, order: nu, device: nu, camera: nu };
+      var out = { url: nu, mode: nu, alarm: nu, order: nu, device: nu, camera: nu, health: nu };
       var now = Date.now();
       var trig = (window.dash_clientside.callback_context.triggered || []).map(function (t) { return t.prop_id; });
       if (trig.indexOf("push.value") >= 0 && value) {
@@ -81,8 +84,16 @@
             if (!msg) { return; }
             push.last = now;
             if (msg.keepalive_s) { push.stale = msg.keepalive_s * 2500 + 1000; }
-            if (msg.hello) {
+            if (msg.error) {
+              // The stream lost the data service: re-read once so every figure shows "—"
+              // instead of a value nobody can vouch for.
+              if (!push.down) { TOPICS.forEach(function (t) { out[t] = bump(); }); }
+              push.down = true;
+              out.health = bump();
+            } else if (msg.hello) {
               // Whatever was pushed while this page was not connected is re-read now.
+              if (push.down) { out.health = bump(); }
+              push.down = false;
               TOPICS.forEach(function (t) { out[t] = bump(); });
             } else if (msg.topics) {
               TOPICS.forEach(function (t) {
@@ -103,8 +114,8 @@
         out.url = "/api/push?c=" + push.conn;
       }
       var live = now - push.last <= push.stale;
-      var status = live ? "push-dot live" : "push-dot";
-      return [out.url, out.mode, out.alarm, out.order, out.device, out.camera, status];
+      var status = (push.down || dataDown) ? "push-dot down" : (live ? "push-dot live" : "push-dot");
+      return [out.url, out.mode, out.alarm, out.order, out.device, out.camera, status, out.health];
     },
     clock: function (tick, cam) {
       var now = new Date();
