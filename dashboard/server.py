@@ -14,12 +14,14 @@ from flask import has_request_context, jsonify, request
 from access.cameras import list_cameras
 from core.store import get_redis
 from dashboard import callbacks, data, layout
+from dashboard.pages import page_modules
 from dashboard.push import push_bp
 from i18n import t
 
 log = logging.getLogger("gridcc.web")
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+PAGES = page_modules()
 
 
 def _page_lang() -> str | None:
@@ -33,7 +35,19 @@ def _page_lang() -> str | None:
     return lang
 
 
+def _page_path() -> str:
+    """The page's path: like ``?lang=``, read from the referrer of Dash's layout request."""
+    if not has_request_context():
+        return "/"
+    ref = request.referrer
+    path = urlparse(ref).path if ref else request.path
+    return path.rstrip("/") or "/"
+
+
 def _serve_layout() -> Any:
+    page = PAGES.get(_page_path())
+    if page is not None:
+        return page.layout(_page_lang())
     return layout.page(_page_lang())
 
 
@@ -48,7 +62,8 @@ def create_app() -> dash.Dash:
         assets_folder=str(ASSETS),
         serve_locally=True,
         update_title="",
-        suppress_callback_exceptions=False,
+        # Each page's components exist only on that page; callbacks of all pages are registered.
+        suppress_callback_exceptions=True,
         # The command center must not call out: no CDN for scripts, styles or fonts.
         external_scripts=[],
         external_stylesheets=[],
@@ -57,6 +72,8 @@ def create_app() -> dash.Dash:
     app.css.config.serve_locally = True
     app.layout = _serve_layout
     callbacks.register(app)
+    for page in PAGES.values():
+        page.register(app)
 
     server = app.server
 
