@@ -142,6 +142,24 @@ class Keys:
         """Sorted set: order id -> closed ms, per category and place (repeat reports)."""
         return f"{self.prefix}:orders:closed:{category}:{place}"
 
+    def order_geo(self, category: str) -> str:
+        """Geo set: open report orders of one category by place, to merge duplicates."""
+        return f"{self.prefix}:orders:geo:{category}"
+
+    def orders_open_in(self, code: str) -> str:
+        """Sorted set: open orders by created ms within one county (6) or township (9) code."""
+        return f"{self.prefix}:orders:open:in:{code}"
+
+    @property
+    def open311_requests(self) -> str:
+        """Hash: Open311 service_request_id (the report id) -> JSON of what the client sent."""
+        return f"{self.prefix}:open311:requests"
+
+    @property
+    def responsibility(self) -> str:
+        """List of JSON versions of the responsibility list (category, level -> owner)."""
+        return f"{self.prefix}:resp:versions"
+
     @property
     def order_seq(self) -> str:
         return f"{self.prefix}:seq:order"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Severity(StrEnum):
@@ -184,6 +184,15 @@ class WorkOrder(BaseModel):
     rework_count: int = 0
     flags: list[str] = Field(default_factory=list)  # suspected false closure, overdue...
     signal: str = ""  # worst signal of its clocks: "" | "yellow" | "red" | "escalated"
+    # Everyone whose report this order answers (the first and every merged duplicate), so a
+    # result reaches each of them: {"report_id", "channel", "name", "phone", "ts_ms"}.
+    reporters: list[dict[str, Any]] = Field(default_factory=list)
+    # The intake channel's own fields (call id, referring department, ...).
+    channel_fields: dict[str, Any] = Field(default_factory=dict)
+    # Routing suggestion from the text and the responsibility list; the operator confirms.
+    suggested_category: str | None = None
+    suggested_owner: str | None = None
+    suggestions: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Report(BaseModel):
@@ -203,6 +212,87 @@ class Report(BaseModel):
     reporter_phone: str | None = Field(default=None, max_length=30)
     external_id: str | None = Field(default=None, max_length=100)
     occurred_ms: int | None = None
+    # Channel-specific fields (article 38); which are allowed and required per channel is in
+    # CHANNEL_FIELDS. All optional in the schema so older clients keep working.
+    call_id: str | None = Field(default=None, max_length=64, description="hotline: call id")
+    app_user_id: str | None = Field(
+        default=None, max_length=64, description="app / mini-program: user id"
+    )
+    from_department: str | None = Field(
+        default=None, max_length=100, description="department referral: referring department"
+    )
+    from_level: str | None = Field(
+        default=None, max_length=100, description="higher-level assignment: assigning level"
+    )
+    assigned_deadline_ms: int | None = Field(
+        default=None, gt=0, description="higher-level assignment: deadline set by the level above"
+    )
+    from_region: str | None = Field(
+        default=None, max_length=100, description="cross-region transfer: region it came from"
+    )
+    enterprise_grid: str | None = Field(
+        default=None, max_length=32, description="enterprise: its dedicated grid code"
+    )
+    enterprise_name: str | None = Field(default=None, max_length=200)
+    staff_id: str | None = Field(default=None, max_length=64, description="patrol: grid staff id")
+    media_url: str | None = Field(default=None, max_length=1000)
+    # Set by the intake paths from the policy: merge into an open order at the same place and
+    # category within the window. Direct creators (tools, tests) opt in.
+    merge: bool = False
+
+    @model_validator(mode="after")
+    def _channel_fields(self) -> Report:
+        allowed, required = CHANNEL_FIELDS.get(self.channel, ((), ()))
+        present = {f for f in ALL_CHANNEL_FIELDS if getattr(self, f) is not None}
+        foreign = sorted(present - set(allowed))
+        if foreign:
+            raise ValueError(
+                f"channel {self.channel.value} does not take {', '.join(foreign)} "
+                f"(it takes: {', '.join(allowed) or 'none'})"
+            )
+        missing = [f for f in required if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"channel {self.channel.value} needs {', '.join(missing)}")
+        return self
+
+    def channel_values(self) -> dict[str, Any]:
+        """The channel's own fields that were given."""
+        return {f: getattr(self, f) for f in ALL_CHANNEL_FIELDS if getattr(self, f) is not None}
+
+
+# channel -> (allowed fields, required fields). media_url is any person's photo link.
+CHANNEL_FIELDS: dict[Channel, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Channel.HOTLINE: (("call_id", "media_url"), ()),
+    Channel.APP: (("app_user_id", "media_url"), ()),
+    Channel.MINIPROGRAM: (("app_user_id", "media_url"), ()),
+    Channel.MEDIA: (("media_url",), ()),
+    Channel.WINDOW: (("media_url",), ()),
+    Channel.DEPARTMENT: (("from_department", "media_url"), ("from_department",)),
+    Channel.HIGHER_LEVEL: (
+        ("from_level", "assigned_deadline_ms", "media_url"),
+        ("from_level", "assigned_deadline_ms"),
+    ),
+    Channel.TRANSFER: (("from_region", "media_url"), ("from_region",)),
+    Channel.ENTERPRISE: (
+        ("enterprise_grid", "enterprise_name", "media_url"),
+        ("enterprise_grid",),
+    ),
+    Channel.PATROL: (("staff_id", "media_url"), ("staff_id",)),
+    Channel.SENSOR: ((), ()),
+    Channel.VIDEO: (("media_url",), ()),
+}
+ALL_CHANNEL_FIELDS: tuple[str, ...] = (
+    "call_id",
+    "app_user_id",
+    "from_department",
+    "from_level",
+    "assigned_deadline_ms",
+    "from_region",
+    "enterprise_grid",
+    "enterprise_name",
+    "staff_id",
+    "media_url",
+)
 
 
 class CameraStatus(BaseModel):

@@ -55,6 +55,7 @@ def create_app() -> dash.Dash:
     """The Dash app with every route of the web role; every asset is served by this process."""
     from dashboard.media import media_bp
     from workorders.intake_api import intake_bp
+    from workorders.open311 import open311_bp
 
     app = dash.Dash(
         __name__,
@@ -85,6 +86,7 @@ def create_app() -> dash.Dash:
     server.config["GRIDCC_CAMERA_FILTER"] = camera_visible
     server.register_blueprint(push_bp)
     server.register_blueprint(intake_bp)
+    server.register_blueprint(open311_bp)
     server.register_blueprint(media_bp)
 
     @server.get("/healthz")

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from alarms.dead import write_dead
 from core.config import get_settings
 from core.keys import keys
-from core.models import Report
+from core.models import CHANNEL_FIELDS, Report
 from core.store import get_redis
 from core.timeutil import now_ms
 from workorders.service import place_of_report, policy
@@ -100,25 +100,10 @@ def post_report() -> tuple[Response, int]:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return _error(400, "invalid_report", detail, raw, {"fields": errors})
 
-    warning = None
-    place, note = place_of_report(report)
-    if not place.inside_city:
-        if policy().outside_city == "refuse":
-            return _error(422, "outside_city", note or "point is outside the city", raw)
-        warning = note
-
-    report_id = f"RP{now_ms()}-{uuid.uuid4().hex[:8]}"
     try:
-        get_redis().xadd(
-            keys().reports,
-            {
-                "report_id": report_id,
-                "data": report.model_dump_json(),
-                "received_ms": str(now_ms()),
-            },
-            maxlen=READS_MAXLEN,
-            approximate=True,
-        )
+        report_id, warning = submit(report)
+    except OutsideCityRefused as exc:
+        return _error(422, "outside_city", str(exc), raw)
     except (redis.ConnectionError, redis.TimeoutError):
         return jsonify(
             {"error": "unavailable", "detail": "storage unavailable, send again later"}
@@ -129,9 +114,48 @@ def post_report() -> tuple[Response, int]:
     return jsonify(body), 202
 
 
+class OutsideCityRefused(ValueError):
+    """The policy refuses reports located outside the city."""
+
+
+def submit(report: Report, report_id: str | None = None) -> tuple[str, str | None]:
+    """The one intake path (JSON API, Open311, import): locate, check the policy, mark for
+    duplicate merging and put the report on the reports stream; returns (id, warning)."""
+    warning = None
+    place, note = place_of_report(report)
+    if not place.inside_city:
+        if policy().outside_city == "refuse":
+            raise OutsideCityRefused(note or "point is outside the city")
+        warning = note
+    report = report.model_copy(update={"merge": policy().merge.enabled})
+    report_id = report_id or f"RP{now_ms()}-{uuid.uuid4().hex[:8]}"
+    get_redis().xadd(
+        keys().reports,
+        {
+            "report_id": report_id,
+            "data": report.model_dump_json(),
+            "received_ms": str(now_ms()),
+        },
+        maxlen=READS_MAXLEN,
+        approximate=True,
+    )
+    return report_id, warning
+
+
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the intake endpoint, from the pydantic model."""
     schema = Report.model_json_schema(ref_template="#/components/schemas/{model}")
+    # Set by the intake from the policy, not by clients.
+    schema.get("properties", {}).pop("merge", None)
+    schema["description"] = (
+        "A report from one intake channel (article 38). Each channel takes its own fields: "
+        + "; ".join(
+            f"{c.value}: {', '.join(a) or 'none'}"
+            + (f" (required: {', '.join(req)})" if req else "")
+            for c, (a, req) in CHANNEL_FIELDS.items()
+        )
+        + ". A field of another channel is refused with 400."
+    )
     components = dict(schema.pop("$defs", {}))
     components["Report"] = schema
     components["Error"] = {
@@ -150,7 +174,7 @@ def openapi() -> dict[str, Any]:
         "paths": {
             PATH: {
                 "post": {
-                    "summary": "Submit a report (hotline, app, patrol, department)",
+                    "summary": "Submit a report (hotline, app, patrol, department, higher level, ...)",
                     "requestBody": {
                         "required": True,
                         "content": {

@@ -87,6 +87,14 @@ class Supervision(BaseModel):
     dissatisfied_at_most: int = Field(default=2, ge=1, le=5)
 
 
+class MergePolicy(BaseModel):
+    """Reports at the same place and category within the window join the open order."""
+
+    enabled: bool = True
+    radius_m: float = Field(default=50, gt=0, le=1000)
+    window_hours: float = Field(default=24, gt=0)
+
+
 class Policy(BaseModel):
     alarm_order_severities: list[Severity] = Field(
         default_factory=lambda: [Severity.RED, Severity.ORANGE]
@@ -105,6 +113,7 @@ class Policy(BaseModel):
     outside_city: str = Field(default="store", pattern="^(store|refuse)$")
     stage_limits: dict[str, StageLimit] = Field(default_factory=dict)
     supervision: Supervision = Field(default_factory=Supervision)
+    merge: MergePolicy = Field(default_factory=MergePolicy)
 
     def stage_limit(self, stage: str, category: str, priority: int) -> tuple[float, str]:
         """(amount, unit) of a loop stage; unknown stages are a policy error."""
@@ -161,10 +170,17 @@ def _save(pipe: Any, order: WorkOrder) -> None:
     on_save(pipe, order, order.updated_ms)
     pipe.set(k.order(order.id), order.model_dump_json())
     pipe.zadd(k.orders_all, {order.id: order.created_ms})
+    areas = [c for c in (order.place.county, order.place.township) if c]
     if order.status in FINAL:
         pipe.zrem(k.orders_open, order.id)
+        pipe.zrem(k.order_geo(order.category), order.id)
+        for code in areas:
+            pipe.zrem(k.orders_open_in(code), order.id)
     else:
         pipe.zadd(k.orders_open, {order.id: order.created_ms})
+        # Per-area indexes keep a district's or township's list fast at any city size.
+        for code in areas:
+            pipe.zadd(k.orders_open_in(code), {order.id: order.created_ms})
 
 
 def deadline_for(r: redis.Redis, category: str, priority: int, place: Place, start_ms: int) -> int:
@@ -293,6 +309,92 @@ def place_of_report(report: Report, locate: Locate | None = None) -> tuple[Place
     return place, note
 
 
+UNCATEGORISED = "未分类"
+
+
+def _reporter(report: Report, report_id: str, ts: int) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in {
+            "report_id": report_id,
+            "channel": report.channel.value,
+            "name": report.reporter_name,
+            "phone": report.reporter_phone,
+            "ts_ms": ts,
+            **report.channel_values(),
+        }.items()
+        if v is not None
+    }
+
+
+def _merge_into(
+    r: redis.Redis, report: Report, report_id: str, category: str, place: Place
+) -> WorkOrder | None:
+    """The open order of the category within the merge radius and window, with this report
+    recorded on it; None when there is none."""
+    mp = policy().merge
+    k = keys()
+    try:
+        near = r.geosearch(
+            k.order_geo(category),
+            longitude=place.lon,
+            latitude=place.lat,
+            radius=mp.radius_m,
+            unit="m",
+            sort="ASC",
+        )
+    except redis.ResponseError:
+        return None
+    since = now_ms() - int(mp.window_hours * HOUR_MS)
+    for raw_id in near:
+        oid = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        out: dict[str, WorkOrder] = {}
+
+        def txn(pipe: Any, oid: str = oid, out: dict[str, WorkOrder] = out) -> None:
+            raw = pipe.get(k.order(oid))
+            if not raw:
+                return
+            order = WorkOrder.model_validate_json(raw)
+            if order.status in FINAL or order.created_ms < since or order.category != category:
+                return
+            ts = now_ms()
+            order.reporters.append(_reporter(report, report_id, ts))
+            order.history.append(
+                _step(
+                    report.reporter_name or report.channel.value,
+                    "merged",
+                    ts,
+                    note=f"report {report_id} via {report.channel.value}",
+                    report_id=report_id,
+                )
+            )
+            order.updated_ms = ts
+            pipe.multi()
+            pipe.set(k.order(order.id), order.model_dump_json())
+            pipe.hset(k.order_refs, f"report:{report_id}", order.id)
+            out["order"] = order
+
+        r.transaction(txn, k.order(oid))
+        if "order" in out:
+            order = out["order"]
+            push.publish(r, "order", id=order.id, code=order.place.code, status=order.status.value)
+            return order
+    return None
+
+
+def _routing(
+    r: redis.Redis, report: Report, place: Place
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Suggested categories from the text and the owner from the responsibility list; a
+    routing failure never stops a report from becoming an order."""
+    from workorders import routing
+
+    try:
+        return routing.suggest_route(r, report.text, place, report.category)
+    except (OSError, ValueError) as exc:
+        return [{"error": str(exc)}], None
+
+
 def create_from_report(
     r: redis.Redis,
     report: Report,
@@ -300,16 +402,29 @@ def create_from_report(
     report_id: str,
     locate: Locate | None = None,
 ) -> WorkOrder:
-    """A work order for a person's report, located in its grid."""
+    """A work order for a person's report, located in its grid, or the report merged into
+    the open order of its category at the same place (``report.merge``, policy ``merge``)."""
     place, note = place_of_report(report, locate)
     pol = policy()
     if not place.inside_city and pol.outside_city == "refuse":
         raise OutsideCity(
             f"report {report_id}: point ({place.lon:.6f}, {place.lat:.6f}) is outside the city"
         )
-    category = report.category or "未分类"
+    category = report.category or UNCATEGORISED
+    k = keys()
+    existing = r.hget(k.order_refs, f"report:{report_id}")
+    if existing:
+        found = get_order(r, existing.decode() if isinstance(existing, bytes) else str(existing))
+        if found:
+            return found
+    # An unknown category cannot be judged a duplicate: the operator decides.
+    if report.merge and pol.merge.enabled and category != UNCATEGORISED and place.inside_city:
+        merged = _merge_into(r, report, report_id, category, place)
+        if merged is not None:
+            return merged
     priority = pol.report_priority
     title = report.title or report.text[:40]
+    suggestions, owner = _routing(r, report, place)
 
     def build(oid: str, ts: int) -> WorkOrder:
         history = [
@@ -323,6 +438,12 @@ def create_from_report(
         ]
         if note:
             history.append(_step("system", "located", ts, note=note))
+        # The clock runs from intake, not from when it happened: the time limit is ours.
+        deadline = deadline_for(r, category, priority, place, ts)
+        if report.assigned_deadline_ms is not None:
+            # A level above may set a shorter deadline, never a longer one.
+            deadline = min(deadline, report.assigned_deadline_ms)
+        top = next((s["category"] for s in suggestions if "category" in s), None)
         return WorkOrder(
             id=oid,
             channel=report.channel,
@@ -332,14 +453,21 @@ def create_from_report(
             priority=priority,
             created_ms=ts,
             updated_ms=ts,
-            # The clock runs from intake, not from when it happened: the time limit is ours.
-            deadline_ms=deadline_for(r, category, priority, place, ts),
+            deadline_ms=deadline,
             place=place,
             source_ref=report_id,
             history=history,
+            reporters=[_reporter(report, report_id, ts)],
+            channel_fields=report.channel_values(),
+            suggested_category=top,
+            suggested_owner=owner,
+            suggestions=suggestions,
         )
 
-    return _create(r, source_ref=f"report:{report_id}", build=build)
+    order = _create(r, source_ref=f"report:{report_id}", build=build)
+    if category != UNCATEGORISED and place.inside_city and order.status not in FINAL:
+        r.geoadd(k.order_geo(category), (place.lon, place.lat, order.id))
+    return order
 
 
 def transition(
