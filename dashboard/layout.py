@@ -38,6 +38,18 @@ def outage_banner(lang: str, down: bool) -> html.Div:
     )
 
 
+def nav(lang: str) -> html.Nav:
+    """Links to the pages beside the command center, in the order of their paths."""
+    from dashboard.pages import page_modules
+
+    suffix = "" if lang == "zh-CN" else f"?lang={lang}"
+    links = [
+        html.A(t(mod.TITLE_KEY, lang), href=path + suffix, className="gc-nav-link")
+        for path, mod in sorted(page_modules().items())
+    ]
+    return html.Nav(links, className="gc-nav", id="page-nav")
+
+
 def header(lang: str, mode: dict[str, Any] | None) -> html.Header:
     badge, style, cls, meta = views.mode_badge(mode, lang)
     other = "en" if lang == "zh-CN" else "zh-CN"
@@ -55,6 +67,7 @@ def header(lang: str, mode: dict[str, Any] | None) -> html.Header:
                 ],
                 className="gc-mode",
             ),
+            nav(lang),
             html.Span(id="clock", className="gc-clock"),
             html.Span(
                 id="push-status",
