@@ -110,7 +110,12 @@ def handle(r: redis.Redis, stream: str, entry_id: str, fields: dict[Any, Any]) -
             raise Malformed(f"video event is not JSON: {exc}") from exc
         if not isinstance(event, dict) or not event.get("camera_id"):
             raise Malformed("video event needs a camera_id")
-        # Camera state itself is kept by ingest-video; events become alarms in a later rule set.
+        from alarms.video_rules import VideoEventError, handle_video_event
+
+        try:
+            handle_video_event(r, event)
+        except VideoEventError as exc:
+            raise Malformed(str(exc)) from exc
     else:
         raise Malformed(f"unknown stream {stream}")
 

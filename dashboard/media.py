@@ -1,4 +1,5 @@
-"""Camera media routes: snapshot, MJPEG live view and the camera list, from Redis.
+"""Camera media routes: snapshot, MJPEG live view and the camera list, from Redis;
+the snapshot and clip of each video event, from the media folder.
 
 The camera processes write the latest JPEG to Redis; these routes only read it, so
 any number of web processes can serve any number of viewers without touching a camera.
@@ -15,11 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
 from core.keys import keys
 from core.store import get_redis
 from ingest.camera_status import list_statuses, read_status
+from ingest.video_media import event_dir_exists, event_file
 
 media_bp = Blueprint("media", __name__, url_prefix="/media")
 
@@ -141,3 +143,29 @@ def live(camera_id: str) -> Response:
         headers={**NO_CACHE, "X-Accel-Buffering": "no"},
         direct_passthrough=True,
     )
+
+
+def _event_media(camera_id: str, event_id: str, what: str, mimetype: str) -> Response:
+    # Names are checked against strict patterns and the resolved path must stay inside
+    # the media folder, so no request can reach another file.
+    if not _ID.match(camera_id) or not _allowed(camera_id):
+        return _text("not found", 404)
+    path = event_file(camera_id, event_id, what)
+    if path is None:
+        if what == "clip" and event_dir_exists(camera_id, event_id):
+            return _text("clip not ready yet", 503, **{"Retry-After": "2"})
+        return _text("not found", 404)
+    resp = send_file(path, mimetype=mimetype, conditional=True, max_age=0)
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    return resp
+
+
+@media_bp.get("/cameras/<camera_id>/events/<event_id>/snapshot.jpg")
+def event_snapshot(camera_id: str, event_id: str) -> Response:
+    return _event_media(camera_id, event_id, "snapshot", "image/jpeg")
+
+
+@media_bp.get("/cameras/<camera_id>/events/<event_id>/clip")
+def event_clip(camera_id: str, event_id: str) -> Response:
+    """The event's clip: Motion-JPEG in AVI, a few seconds before and after."""
+    return _event_media(camera_id, event_id, "clip", "video/x-msvideo")

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.config import ROOT, get_settings
+from ingest.video_zones import AnalysisConfig
 
 # Zhengzhou's extent (WGS84) with a small margin; a camera outside it is a typo.
 LON_RANGE = (112.70, 114.25)
@@ -75,6 +76,8 @@ class CameraConfig(BaseModel):
     publish_interval_s: float = Field(default=0.5, ge=0.1, le=10)
     jpeg_width: int = Field(default=640, ge=64, le=1920)
     jpeg_quality: int = Field(default=70, ge=10, le=100)
+    # Zones, masks, tampering checks and event media (ingest/video_zones.py).
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     enabled: bool = True
 
     @field_validator("lon")

@@ -39,6 +39,8 @@ from core.store import get_redis
 from core.timeutil import now_ms
 from ingest.camera_config import CameraConfig, CameraConfigError, load_cameras, mask_text
 from ingest.camera_status import encode, static_fields
+from ingest.video_analysis import Analyzer, Detection
+from ingest.video_media import MediaStore
 
 log = logging.getLogger("gridcc.video")
 
@@ -49,6 +51,8 @@ MOTION_WIDTH = 320
 MOTION_WARMUP_FRAMES = 15
 EVENT_QUEUE_MAX = 1000
 EXIT_FATAL = 3
+# The mode in force at the camera's place is re-read this often.
+MODE_REFRESH_S = 5.0
 
 
 class StopFlag(Protocol):
@@ -158,14 +162,20 @@ class _Event:
     ts_ms: int
     motion: float
     error: str = ""
+    # Analysis events: zone, severity, media refs, the measured value and its threshold.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class MotionGate:
     """Foreground share with hysteresis: a state holds until the other side lasts ``min_s``."""
 
-    def __init__(self, threshold: float, min_s: float) -> None:
+    def __init__(self, threshold: float, min_s: float, width: int = MOTION_WIDTH) -> None:
         self.threshold = threshold
         self.min_s = min_s
+        self.width = width
+        # The last small frame and its foreground (None while MOG2 warms up), for zones.
+        self.small: npt.NDArray[Any] | None = None
+        self.mask: npt.NDArray[Any] | None = None
         self.subtractor = cv2.createBackgroundSubtractorMOG2(
             history=300, varThreshold=25, detectShadows=False
         )
@@ -177,15 +187,19 @@ class MotionGate:
     def feed(self, frame: Image, mono: float) -> bool:
         """Feed a frame; True when ``active`` changed."""
         h, w = frame.shape[:2]
+        # Linear is a sixth of the cost of area interpolation at 720p; the blur below
+        # removes the aliasing it leaves.
         small = cv2.resize(
-            frame, (MOTION_WIDTH, max(1, round(h * MOTION_WIDTH / w))), interpolation=cv2.INTER_AREA
+            frame, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_LINEAR
         )
-        small = cv2.GaussianBlur(small, (5, 5), 0)
-        mask = self.subtractor.apply(small)
+        self.small = small
+        mask = self.subtractor.apply(cv2.GaussianBlur(small, (5, 5), 0))
         self.seen += 1
         if self.seen <= MOTION_WARMUP_FRAMES:
             self.share = 0.0
+            self.mask = None
             return False
+        self.mask = mask
         self.share = float(cv2.countNonZero(mask)) / mask.size
         return self.judge(self.share >= self.threshold, mono)
 
@@ -214,6 +228,8 @@ class CameraWorker:
     cam: CameraConfig
     stop: StopFlag
     redis_factory: Any = get_redis
+    # The camera's jurisdiction code (for the mode in force); located here when None.
+    place_code: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _new_frame: threading.Event = field(default_factory=threading.Event)
 
@@ -224,7 +240,12 @@ class CameraWorker:
         self.frame_ms: int | None = None
         self.frame_mono: float | None = None
         self.frame_times: deque[float] = deque(maxlen=64)
-        self.motion = MotionGate(self.cam.motion_threshold, self.cam.motion_min_s)
+        acfg = self.cam.analysis
+        self.motion = MotionGate(self.cam.motion_threshold, self.cam.motion_min_s, acfg.width)
+        self.analyzer = Analyzer(acfg) if acfg.enabled else None
+        self.media = MediaStore(self.cam.id, acfg) if acfg.enabled else None
+        self._analysis_due = 0.0
+        self._mode_due = 0.0
         self.online: bool | None = None
         self.error = ""
         self.failures = 0
@@ -313,7 +334,18 @@ class CameraWorker:
         if frame is None or seq == self._analysed_seq:
             return
         self._analysed_seq = seq
-        if self.motion.feed(frame, mono):
+        # At most cam.analysis.fps frames a second: events last half a second or more, and
+        # analysing every frame of a 25 fps stream would cost more than decoding it.
+        if mono < self._analysis_due:
+            return
+        period = 1.0 / self.cam.analysis.fps
+        self._analysis_due = max(self._analysis_due + period, mono - period)
+        # One resize of the full frame (the costly one) serves the clip ring and the motion
+        # detector, which shrinks it further for next to nothing.
+        medium = frame
+        if self.media is not None:
+            medium = self.media.offer(frame, mono)
+        if self.motion.feed(medium, mono):
             self.push_due = True
             self.events.append(
                 _Event(
@@ -322,6 +354,44 @@ class CameraWorker:
                     self.motion.share,
                 )
             )
+        if self.analyzer is not None and self.motion.small is not None:
+            for det in self.analyzer.feed(self.motion.small, self.motion.mask, mono):
+                self._raise(det, frame, mono)
+
+    def _raise(self, det: Detection, frame: Image, mono: float) -> None:
+        acfg = self.cam.analysis
+        zone = next((z for z in acfg.zones if z.id == det.zone), None)
+        ts = now_ms()
+        extra: dict[str, Any] = {
+            "zone": det.zone,
+            "zone_name": zone.name if zone is not None else "",
+            "camera_name": self.cam.name,
+            "severity": acfg.severity_of(det.kind, zone).value,
+            "value": det.value,
+            "threshold": det.threshold,
+            "mode": self.analyzer.mode.value if self.analyzer is not None else "",
+            **det.detail,
+        }
+        if self.media is not None:
+            try:
+                extra.update(self.media.capture(frame, mono, ts, det.kind, det.zone))
+            except OSError as exc:
+                # The event still counts without its media; the error says why it is missing.
+                log.error("camera %s: cannot store event media: %s", self.cam.id, exc)
+                extra["media_error"] = str(exc)
+        log.info("camera %s: %s in %s (%.3f)", self.cam.id, det.kind, det.zone, det.value)
+        self.push_due = True
+        self.events.append(_Event(det.kind, ts, self.motion.share, extra=extra))
+
+    def refresh_mode(self, r: redis.Redis, mono: float) -> None:
+        if self.analyzer is None or mono < self._mode_due:
+            return
+        self._mode_due = mono + MODE_REFRESH_S
+        from modes.service import get_mode
+
+        if self.place_code is None:
+            self.place_code = locate_code(self.cam)
+        self.analyzer.mode = get_mode(r, self.place_code).mode
 
     def judge_online(self, mono: float) -> None:
         fresh = self.frame_mono is not None and mono - self.frame_mono <= self.cam.frame_age_limit_s
@@ -338,8 +408,11 @@ class CameraWorker:
             if self.motion.active:
                 self.events.append(_Event("motion_end", now_ms(), 0.0))
             self.motion.reset()
+        extra: dict[str, Any] = {"camera_name": self.cam.name}
+        if not fresh:
+            extra.update(zone="camera", severity=self.cam.analysis.severity_of("offline").value)
         self.events.append(
-            _Event("online" if fresh else "offline", now_ms(), self.motion.share, self.error)
+            _Event("online" if fresh else "offline", now_ms(), self.motion.share, self.error, extra)
         )
         log.info("camera %s is %s", self.cam.id, "online" if fresh else "offline")
 
@@ -353,6 +426,9 @@ class CameraWorker:
             "motion": round(self.motion.share, 4),
             "motion_active": self.motion.active,
             "last_frame_ms": self.frame_ms,
+            # Frames decoded since the process started: a reader tells a stream that keeps
+            # its rate from one that falls behind (a paced file source never ages).
+            "frames": self.frame_seq,
             "error": mask_text(self.fatal or ("" if self.online else self.error), self.cam.source),
             "updated_ms": now_ms(),
         }
@@ -390,7 +466,13 @@ class CameraWorker:
             pipe.sadd(k.cameras, cid)
             events = list(self.events)
             for ev in events:
-                data = {"camera_id": cid, "kind": ev.kind, "ts_ms": ev.ts_ms, "motion": ev.motion}
+                data: dict[str, Any] = {
+                    "camera_id": cid,
+                    "kind": ev.kind,
+                    "ts_ms": ev.ts_ms,
+                    "motion": ev.motion,
+                    **ev.extra,
+                }
                 if ev.error:
                     data["error"] = mask_text(ev.error, self.cam.source)
                 pipe.xadd(
@@ -412,6 +494,7 @@ class CameraWorker:
                     mono - self.redis_down_since,
                 )
                 self.redis_down_since = None
+            self.refresh_mode(r, mono)
         except redis.RedisError as exc:
             # Frames keep flowing; the next tick retries and queued events are kept.
             self.published_seq = -1
@@ -428,6 +511,8 @@ class CameraWorker:
                 mono = time.monotonic()
                 self.watchdog(mono)
                 self.analyse(mono)
+                if self.media is not None:
+                    self.media.tick(mono)
                 self.judge_online(mono)
                 if self.fatal:
                     self.online = False
@@ -445,7 +530,20 @@ class CameraWorker:
         finally:
             if self.session is not None:
                 self.session.dropped.set()
+            if self.media is not None:
+                self.media.flush()
         return 0
+
+
+def locate_code(cam: CameraConfig) -> str:
+    """The jurisdiction code of the camera's place (the city's when it cannot be located)."""
+    try:
+        from grids.locate import locator
+
+        return locator().locate(cam.lon, cam.lat).code or "4101"
+    except Exception as exc:  # noqa: BLE001 - a camera must run even if the grid data is broken
+        log.warning("camera %s: cannot locate its grid (%s); city-wide mode applies", cam.id, exc)
+        return "4101"
 
 
 def _mask_stderr(secret: str) -> None:
@@ -474,7 +572,7 @@ def _mask_stderr(secret: str) -> None:
     threading.Thread(target=pump, name="stderr-mask", daemon=True).start()
 
 
-def _camera_process(cam_json: str, stop: Any) -> None:
+def _camera_process(cam_json: str, stop: Any, place_code: str | None = None) -> None:
     """Entry point of one camera's process (spawned: it imports everything afresh)."""
     cam = CameraConfig.model_validate_json(cam_json)
     _mask_stderr(cam.source)
@@ -483,8 +581,11 @@ def _camera_process(cam_json: str, stop: Any) -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    # Cameras run in parallel as processes; OpenCV's own worker threads in each would
+    # only add hand-over cost on a few cores.
+    cv2.setNumThreads(1)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sys.exit(CameraWorker(cam, stop).run())
+    sys.exit(CameraWorker(cam, stop, place_code=place_code).run())
 
 
 @dataclass
@@ -497,6 +598,7 @@ class _Slot:
     next_start: float = 0.0
     given_up: bool = False
     registered: bool = False
+    place_code: str | None = None
 
 
 def _register(r: redis.Redis, cam: CameraConfig) -> None:
@@ -569,7 +671,8 @@ def run(
             signal.signal(signal.SIGINT, lambda *_: flag.set())
         stop = flag
     ctx = mp.get_context("spawn")
-    slots = [_Slot(c) for c in cams]
+    # Located once here: the grid index is large, and each camera process would load its own.
+    slots = [_Slot(c, place_code=locate_code(c) if c.analysis.enabled else None) for c in cams]
     log.info("video ingest: %d cameras", len(slots))
     redis_ok = True
     try:
@@ -643,7 +746,7 @@ def _tend(
     slot.stop = ctx.Event()
     slot.proc = ctx.Process(
         target=_camera_process,
-        args=(slot.cam.model_dump_json(), slot.stop),
+        args=(slot.cam.model_dump_json(), slot.stop, slot.place_code),
         name=f"camera-{slot.cam.id}",
         daemon=False,
     )

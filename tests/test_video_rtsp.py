@@ -263,3 +263,29 @@ def test_silent_camera_does_not_stall_another(
     assert r.get(keys().camera_jpeg("cam-good")) != jpeg1
     wait_for(lambda: "offline" in [e["kind"] for e in events(r, "cam-silent")], 8, "offline event")
     assert read_status(r, "cam-good").online  # type: ignore[union-attr]
+
+
+def test_zone_intrusion_over_rtsp_raises_one_event_with_a_snapshot(
+    r: redis.Redis, servers: Callable[..., RtspServer], supervisor: Callable[..., None]
+) -> None:
+    from ingest.video_media import event_file
+
+    server = servers()
+    lane = {
+        "id": "lane",
+        "kind": "intrusion",
+        "polygon": [[0.3, 0.15], [0.7, 0.15], [0.7, 0.95], [0.3, 0.95]],
+        "rearm_s": 60,  # the next car, 10 s later, belongs to the same busy spell
+    }
+    supervisor([cam("cam-zone", server.url, analysis={"zones": [lane]})])
+    (ev,) = wait_for(
+        lambda: [e for e in events(r, "cam-zone") if e["kind"] == "intrusion"], 25, "intrusion"
+    )
+    assert ev["zone"] == "lane" and ev["severity"] == "orange"
+    snap = event_file("cam-zone", ev["event_id"], "snapshot")
+    assert snap is not None
+    img = cv2.imread(str(snap))
+    assert img is not None and img.shape[:2] == (432, 768)
+    time.sleep(3.0)  # the clip is finished 2 s after the event
+    assert event_file("cam-zone", ev["event_id"], "clip") is not None
+    assert [e["kind"] for e in events(r, "cam-zone")].count("intrusion") == 1
