@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     cameras_file: Path = ROOT / "layouts" / "cameras.yaml"
 
     max_payload_bytes: int = 64 * 1024
+    # Bound of ingest's disk spool (used while Redis is unreachable); when full, ingest
+    # stops acknowledging and the broker keeps the messages.
+    spool_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=4096)
 
     @field_validator("redis_url", "mqtt_url")
     @classmethod

@@ -2,10 +2,13 @@
 
 Nothing is lost: QoS 1 on a persistent session (stable client id, no clean start) and
 manual acknowledgement, so the broker forgets a message only after its reading or
-dead letter is in Redis. While Redis is unreachable, the batch in hand is retried and
-nothing further is acknowledged; the broker keeps the rest, and a restarted ingest
-gets the unacknowledged messages again. Redelivered messages are deduplicated by
-message id (device + time + payload hash).
+dead letter is in Redis, or, while Redis is unreachable, after it is fsync'd to the
+disk spool (``ingest/spool.py``, under ``<VAR_DIR>/spool/<client id>``). When Redis
+answers again the spool is replayed in order before anything newer is written; a
+non-empty spool left by a stopped or killed process is replayed at start. A full
+spool stops acknowledgement, so the broker keeps the messages. Redelivered and
+replayed messages are deduplicated by message id (device + time + payload hash; the
+spool keeps the first receive time, so a replay has the identity of the first try).
 
 Subscriptions (below ``MQTT_ROOT``) come from ``devices/profiles.yaml``:
 ``zigbee2mqtt/#``, ``tele/+/SENSOR``, ``senml/#``, ``gridcc/#``,
@@ -24,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -45,6 +49,7 @@ from devices.health import on_availability
 from devices.onboarding import is_blocked
 from devices.profiles import DecodeError, decode, non_reading_kind, profiles
 from devices.registry import DeviceStatus, TopicCache
+from ingest.spool import Spool, SpoolError, SpoolFull, SpoolRecord, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ SEEN_BUCKET_MS = 10 * 60 * 1000  # redelivery happens within minutes of the firs
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our queue through a long outage
 RECEIVE_MAXIMUM = 1000  # unacknowledged messages the broker may send us at once
 BATCH_MAX = 500
+REPLAY_RETRY_MAX_S = 1.0  # while spooling, how seldom at most Redis is tried again
 DEAD_PUSH_EVERY_S = 5.0
 
 # Dedupe and append in one step, so a redelivered message is never written twice and a
@@ -131,6 +137,8 @@ class Stats:
     duplicates: int = 0
     dead: int = 0
     skipped: int = 0
+    spooled: int = 0  # acknowledged after the disk spool, not Redis, took them
+    replayed: int = 0  # spooled messages Redis has since taken
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -371,12 +379,21 @@ class MqttIngest:
         client_id: str | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
         protocol: int | None = None,
+        spool_dir: Path | None = None,
+        spool_max_bytes: int | None = None,
     ) -> None:
         self.r = r or get_redis()
         self.processor = Processor(self.r)
         self.client_id = client_id or default_client_id()
         self.session_expiry_s = session_expiry_s
         self.protocol = protocol
+        s = get_settings()
+        self.spool_dir = spool_dir or s.var_dir / "spool" / safe_name(self.client_id)
+        self.spool_max_bytes = spool_max_bytes or s.spool_max_bytes
+        self.spool: Spool | None = None
+        self._replay_at = 0.0  # monotonic time of the next replay attempt
+        self._replay_delay = 0.25
+        self._spool_full_logged = False
         self.queue: queue.Queue[Incoming] = queue.Queue()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -418,9 +435,12 @@ class MqttIngest:
     def _writer(self) -> None:
         last_beat = 0.0
         last_log = time.monotonic()
-        while not self._stop.is_set() or not self.queue.empty():
+        # Once stopped, the broker connection is closing: an acknowledgement could not
+        # reach it, so what is still queued is left to the broker to deliver again.
+        while not self._stop.is_set():
             now = time.monotonic()
-            if now - last_beat > 5:
+            spooling = self.spool is not None and self.spool.pending()
+            if now - last_beat > 5 and not spooling:
                 last_beat = now
                 with contextlib.suppress(redis.RedisError):
                     self.r.hset(keys().heartbeats, f"ingest-mqtt:{self.client_id}", now_ms())
@@ -430,8 +450,8 @@ class MqttIngest:
             try:
                 first = self.queue.get(timeout=0.5)
             except queue.Empty:
-                if self._stop.is_set():
-                    return
+                if spooling:
+                    self._replay()
                 continue
             batch = [first]
             while len(batch) < BATCH_MAX:
@@ -442,17 +462,95 @@ class MqttIngest:
             self._write_with_retry(batch)
 
     def _write_with_retry(self, batch: list[Incoming]) -> None:
+        """Write to Redis, else to the spool; acknowledge only after one of them took it."""
         delay = 0.2
         while True:
-            try:
-                write_then_ack(self.processor, batch, self._ack)
-                return
-            except redis.RedisError as exc:
-                log.warning("Redis did not take %d messages (%s); retrying", len(batch), exc)
-                if self._stop.wait(delay):
-                    # Not acknowledged: the broker redelivers them to the next session.
+            spool = self.spool
+            if spool is None or not spool.pending() or self._replay():
+                try:
+                    write_then_ack(self.processor, batch, self._ack)
                     return
-                delay = min(delay * 2, 5.0)
+                except redis.RedisError as exc:
+                    if spool is None:
+                        log.warning(
+                            "Redis did not take %d messages (%s); retrying", len(batch), exc
+                        )
+                    else:
+                        if not spool.pending():
+                            log.warning(
+                                "Redis did not take %d messages (%s); spooling to %s",
+                                len(batch),
+                                exc,
+                                spool.dir,
+                            )
+                        self._replay_later()
+            if spool is not None and self._to_spool(spool, batch):
+                return
+            if self._stop.wait(delay):
+                # Not acknowledged: the broker redelivers them to the next session.
+                return
+            delay = min(delay * 2, REPLAY_RETRY_MAX_S)
+
+    def _to_spool(self, spool: Spool, batch: Sequence[Incoming]) -> bool:
+        records = [SpoolRecord(m.topic, m.payload, m.received_ms, m.qos) for m in batch]
+        try:
+            spool.append(records)
+        except SpoolFull as exc:
+            if not self._spool_full_logged:
+                log.error("%s", exc)
+                self._spool_full_logged = True
+            return False
+        except (SpoolError, OSError, ValueError) as exc:
+            log.error("cannot write the spool %s (%s); not acknowledging", spool.dir, exc)
+            return False
+        self._spool_full_logged = False
+        self.processor.stats.spooled += len(batch)
+        for msg in batch:
+            if msg.qos > 0:
+                self._ack(msg.mid, msg.qos)
+        return True
+
+    def _replay_later(self) -> None:
+        self._replay_at = time.monotonic() + self._replay_delay
+        self._replay_delay = min(self._replay_delay * 2, REPLAY_RETRY_MAX_S)
+
+    def _replay(self) -> bool:
+        """Replay the spool into Redis in order; True when it is empty afterwards."""
+        spool = self.spool
+        if spool is None:
+            return True
+        if time.monotonic() < self._replay_at:
+            return False
+        t0 = time.monotonic()
+        done = 0
+        while not self._stop.is_set():
+            try:
+                records, end = spool.read(BATCH_MAX)
+            except OSError as exc:
+                log.error("cannot read the spool %s (%s)", spool.dir, exc)
+                self._replay_later()
+                return False
+            if not records or end is None:
+                if done:
+                    log.info(
+                        "spool replayed: %d messages into Redis in %.2f s",
+                        done,
+                        time.monotonic() - t0,
+                    )
+                self._replay_delay = 0.25
+                self._spool_full_logged = False
+                return True
+            batch = [Incoming(x.topic, x.payload, x.received_ms, 0, x.qos) for x in records]
+            try:
+                self.processor.write(batch)
+            except redis.RedisError as exc:
+                log.warning("Redis is still not taking the spool (%s)", exc)
+                self._replay_later()
+                return False
+            spool.commit(end)
+            done += len(records)
+            self.processor.stats.replayed += len(records)
+        return False
 
     def _ack(self, mid: int, qos: int) -> None:
         if self.client is not None:
@@ -477,6 +575,7 @@ class MqttIngest:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self.client = client
+        self.spool = Spool(self.spool_dir, self.spool_max_bytes)
         writer = threading.Thread(target=self._writer, name="ingest-writer", daemon=True)
         writer.start()
 
@@ -509,6 +608,8 @@ class MqttIngest:
                 log.warning("cannot reach the broker at %s:%d (%s)", target.host, target.port, exc)
                 self._stop.wait(2.0)
         writer.join(timeout=10)
+        if not writer.is_alive():
+            self.spool.close()
 
     def stop(self) -> None:
         self._stop.set()
