@@ -358,7 +358,7 @@ def test_bundled_font_draws_chinese_on_a_screen_without_cjk_fonts(
 
 
 def test_long_stored_reason_keeps_header_one_line_and_mode_names_legible(
-    web, page_factory, r: redis.Redis
+    web, page_factory, r: redis.Redis, artifacts: Path
 ) -> None:
     # A reason stored before the service limited it: the header must not grow.
     rec = {"mode": "major_task", "since_ms": now_ms(), "by": "值班长", "reason": "原因" * 2500}
@@ -367,6 +367,7 @@ def test_long_stored_reason_keeps_header_one_line_and_mode_names_legible(
     _wait_push_live(page)
     header = page.locator(".gc-header").bounding_box()
     title = page.locator("#title").bounding_box()
+    page.screenshot(path=str(artifacts / "dashboard-long-reason.png"))
     assert header and title and header["height"] < title["height"] * 2.2, (header, title)
     meta = page.evaluate(
         """() => { const e = document.querySelector('#mode-meta'); const s = getComputedStyle(e);
