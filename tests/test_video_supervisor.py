@@ -255,7 +255,12 @@ def test_camera_rides_out_a_redis_outage(
     )
     assert rr.sismember(keys().cameras, "cam-file") and rr.get(keys().camera_jpeg("cam-file"))
     assert st.frame_age_ms is not None and st.frame_age_ms < 1000
-    _, err = capfd.readouterr()
+    # The camera process logs from its own stderr, which may arrive after its status does.
+    err = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "Redis reachable again" not in err:
+        err += capfd.readouterr().err
+        time.sleep(0.2)
     assert "Redis unreachable" in err and "Redis reachable again" in err
     assert "process exited" not in err  # the camera process itself never died
     rr.close()
