@@ -71,7 +71,10 @@ def read_table(path: Path | str) -> list[dict[str, str]]:
             )
         import pandas as pd
 
-        frame = pd.read_excel(p, dtype=str).fillna("")
+        try:
+            frame = pd.read_excel(p, dtype=str).fillna("")
+        except Exception as exc:  # openpyxl raises zip, XML and key errors for damaged files
+            raise ValueError(f"{p.name} is not a readable Excel sheet: {exc}") from None
         return [{str(k): str(v) for k, v in row.items()} for row in frame.to_dict("records")]
     raw = p.read_bytes()
     try:

@@ -75,15 +75,19 @@ def test_every_bad_row_reported_and_nothing_stored(r: redis.Redis) -> None:
     assert rep.stored == ["gas-b1"] and [d.id for d in list_devices(r)] == ["gas-b1"]
 
 
-def test_excel_without_openpyxl_says_so(r: redis.Redis, tmp_path: Path) -> None:
-    import importlib.util
+def test_excel_sheet_imports_like_csv(r: redis.Redis, tmp_path: Path) -> None:
+    import pandas as pd
 
-    if importlib.util.find_spec("openpyxl") is not None:
-        pytest.skip("openpyxl installed: Excel is read")
-    path = tmp_path / "d.xlsx"
-    path.write_bytes(b"PK\x03\x04")
-    with pytest.raises(ValueError, match="openpyxl"):
-        import_file(r, path)
+    rows = parse_csv(BAD)
+    path = tmp_path / "设备.xlsx"
+    pd.DataFrame(rows).to_excel(path, index=False)
+    rep = import_file(r, path, dry_run=True)
+    assert not rep.ok and rep.stored == []
+    assert "outside the city" in {(e.row, e.column): e.reason for e in rep.errors}[(8, "lon")]
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04")
+    with pytest.raises(ValueError, match="broken.xlsx"):
+        import_file(r, broken)
 
 
 def test_cli_register_import_list_decommission(

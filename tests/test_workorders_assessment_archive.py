@@ -169,18 +169,12 @@ def test_an_order_through_the_real_loop_counts(r: redis.Redis) -> None:
     assert (row["received"], row["closed"], row["on_time"], row["satisfaction"]) == (1, 1, 1, 4)
 
 
-def test_export_is_csv_without_openpyxl(r: redis.Redis, tmp_path: Path) -> None:
+def test_export_is_an_excel_sheet(r: redis.Redis, tmp_path: Path) -> None:
     _seed(r)
     table = assessment(r, "dept", as_of_ms=T0 + 100 * H)
     out = export(table, tmp_path / "考核")
-    try:
-        import openpyxl  # noqa: F401
-
-        assert out.suffix == ".xlsx"
-        back = pd.read_excel(out, index_col=0)
-    except ImportError:
-        assert out.suffix == ".csv"
-        back = pd.read_csv(out, index_col=0, encoding="utf-8-sig")
+    assert out.suffix == ".xlsx"
+    back = pd.read_excel(out, index_col=0)
     assert list(back.index) == list(table.index) and back.loc["城管局", "received"] == 2
 
 
