@@ -48,6 +48,10 @@ class Place(BaseModel):
     village: str | None = None  # 12-digit code
     grid: str | None = None  # 15-digit code
     inside_city: bool = True
+    micro_grid: str | None = None  # 17-digit code, where the grid has micro-grids
+    # 16-digit codes of the dedicated grids (schools, hospitals, ...) holding the point;
+    # they lie across ordinary grids, so they come on top of the chain, not in it.
+    dedicated: list[str] = Field(default_factory=list)
 
     @property
     def code(self) -> str:
@@ -171,6 +175,9 @@ class WorkOrder(BaseModel):
     deadline_ms: int
     place: Place
     alarm_id: str | None = None
+    # Every alarm this order answers once alarms of other sensors at the same place joined
+    # it: the first (alarm_id), then each that joined; empty while it answers one alarm.
+    alarm_ids: list[str] = Field(default_factory=list)
     source_ref: str | None = None  # the intake report id or device id
     history: list[dict[str, Any]] = Field(default_factory=list)
     # The closed loop (workorders/loop.py); empty for orders that have not been assigned.

@@ -12,6 +12,21 @@
 City to village follow the national statistical division codes; grid and micro-grid
 extend them. No segment may be all zeros: ``410100`` is the city written with six
 digits, not a county, and ``410102001000`` is a township, not a village.
+
+Dedicated grids (专属网格: schools, hospitals, parks, ...) have their own code space
+of 16 digits, a length no administrative level uses:
+
+| part      | digits | meaning                                             |
+|-----------|--------|-----------------------------------------------------|
+| township  | 1-9    | the township that holds most of the grid            |
+| marker    | 10     | always ``9``: the dedicated space                   |
+| kind      | 11-12  | ``DEDICATED_KINDS``: 01 school … 06 key point       |
+| sequence  | 13-16  | per township and kind, from 0001                    |
+
+e.g. ``4101050019010001`` is the first school of township 410105001. Village
+sequences 900-999 are reserved for that marker, so a code's prefixes are still its
+jurisdictions: no village code is ever a prefix of a dedicated code, and a scope that
+compares prefixes sees a dedicated grid exactly from its township upwards.
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ class Level(StrEnum):
     VILLAGE = "village"
     GRID = "grid"
     MICRO_GRID = "micro_grid"
+    DEDICATED = "dedicated"
 
     @property
     def digits(self) -> int:
@@ -34,11 +50,21 @@ class Level(StrEnum):
 
     @property
     def depth(self) -> int:
-        """0 for the city, 5 for a micro-grid."""
+        """0 for the city, 5 for a micro-grid; a dedicated grid hangs below a township (3)."""
+        if self is Level.DEDICATED:
+            return Level.VILLAGE.depth
         return LEVELS.index(self)
 
 
-LEVELS: tuple[Level, ...] = tuple(Level)
+# The administrative chain; dedicated grids stand beside it, not in it.
+LEVELS: tuple[Level, ...] = (
+    Level.CITY,
+    Level.COUNTY,
+    Level.TOWNSHIP,
+    Level.VILLAGE,
+    Level.GRID,
+    Level.MICRO_GRID,
+)
 LEVEL_DIGITS: dict[Level, int] = {
     Level.CITY: 4,
     Level.COUNTY: 6,
@@ -46,6 +72,46 @@ LEVEL_DIGITS: dict[Level, int] = {
     Level.VILLAGE: 12,
     Level.GRID: 15,
     Level.MICRO_GRID: 17,
+    Level.DEDICATED: 16,
+}
+DEDICATED_MARKER = "9"
+CITY_LEVEL_CODE = "4101"  # the one city this product serves
+
+
+class DedicatedKind(StrEnum):
+    SCHOOL = "school"
+    HOSPITAL = "hospital"
+    INDUSTRIAL_PARK = "industrial_park"
+    MARKET = "market"
+    CONSTRUCTION_SITE = "construction_site"
+    KEY_POINT = "key_point"
+
+    @property
+    def number(self) -> str:
+        """The two digits of this kind in a dedicated code."""
+        return DEDICATED_KINDS_BY_KIND[self]
+
+    @property
+    def name_zh(self) -> str:
+        return DEDICATED_KIND_NAMES_ZH[self]
+
+
+DEDICATED_KINDS: dict[str, DedicatedKind] = {
+    "01": DedicatedKind.SCHOOL,
+    "02": DedicatedKind.HOSPITAL,
+    "03": DedicatedKind.INDUSTRIAL_PARK,
+    "04": DedicatedKind.MARKET,
+    "05": DedicatedKind.CONSTRUCTION_SITE,
+    "06": DedicatedKind.KEY_POINT,
+}
+DEDICATED_KINDS_BY_KIND: dict[DedicatedKind, str] = {k: n for n, k in DEDICATED_KINDS.items()}
+DEDICATED_KIND_NAMES_ZH: dict[DedicatedKind, str] = {
+    DedicatedKind.SCHOOL: "学校",
+    DedicatedKind.HOSPITAL: "医院",
+    DedicatedKind.INDUSTRIAL_PARK: "产业园区",
+    DedicatedKind.MARKET: "商场市场",
+    DedicatedKind.CONSTRUCTION_SITE: "建筑工地",
+    DedicatedKind.KEY_POINT: "重点部位",
 }
 _BY_LENGTH = {n: lv for lv, n in LEVEL_DIGITS.items()}
 # Segment boundaries: province 0-2, city 2-4, then each level's own sequence.
@@ -70,7 +136,7 @@ def _as_level(level: Level | str) -> Level:
         return Level(level)
     except ValueError as exc:
         raise CodeError(
-            f"unknown level {level!r}: use one of {', '.join(lv.value for lv in LEVELS)}"
+            f"unknown level {level!r}: use one of {', '.join(lv.value for lv in Level)}"
         ) from exc
 
 
@@ -85,6 +151,8 @@ def _check_form(code: object) -> str:
     if len(code) not in _BY_LENGTH:
         lengths = ", ".join(f"{n} ({lv.value})" for lv, n in LEVEL_DIGITS.items())
         raise CodeError(f"code {code!r} has {len(code)} digits; a code has {lengths}")
+    if len(code) == LEVEL_DIGITS[Level.DEDICATED]:
+        return _check_dedicated(code)
     for start, end, name in _SEGMENTS:
         if end > len(code):
             break
@@ -92,7 +160,64 @@ def _check_form(code: object) -> str:
             raise CodeError(
                 f"code {code!r}: the {name} sequence (digits {start + 1}-{end}) is all zeros"
             )
+        if name == "village" and code[start] == DEDICATED_MARKER:
+            raise CodeError(
+                f"code {code!r}: village sequences 900-999 (digits 10-12) are reserved "
+                "for dedicated grids"
+            )
     return code
+
+
+def _check_dedicated(code: str) -> str:
+    for start, end, name in _SEGMENTS[:4]:
+        if code[start:end].strip("0") == "":
+            raise CodeError(
+                f"code {code!r}: the {name} sequence (digits {start + 1}-{end}) is all zeros"
+            )
+    if code[9] != DEDICATED_MARKER:
+        raise CodeError(
+            f"code {code!r} has 16 digits, the length of a dedicated-grid code, but digit 10 "
+            f"is {code[9]!r}, not the dedicated marker {DEDICATED_MARKER!r}"
+        )
+    if code[10:12] not in DEDICATED_KINDS:
+        known = ", ".join(f"{n} ({k.value})" for n, k in DEDICATED_KINDS.items())
+        raise CodeError(
+            f"code {code!r}: unknown dedicated-grid kind {code[10:12]!r} (digits 11-12); "
+            f"kinds are {known}"
+        )
+    if code[12:16].strip("0") == "":
+        raise CodeError(f"code {code!r}: the dedicated sequence (digits 13-16) is all zeros")
+    return code
+
+
+def is_dedicated(code: str) -> bool:
+    """True for a well-formed dedicated-grid code (no exception for anything else)."""
+    try:
+        return level_of(code) is Level.DEDICATED
+    except CodeError:
+        return False
+
+
+def dedicated_kind(code: str) -> DedicatedKind:
+    """The kind of a dedicated-grid code; any other code raises CodeError."""
+    if level_of(code) is not Level.DEDICATED:
+        raise CodeError(f"code {code!r} is not a dedicated-grid code (16 digits)")
+    return DEDICATED_KINDS[code[10:12]]
+
+
+def make_dedicated_code(township: str, kind: DedicatedKind | str, seq: int) -> str:
+    """The code of the ``seq``-th (1-based) dedicated grid of ``kind`` in ``township``."""
+    validate_code(township, expected_level=Level.TOWNSHIP)
+    try:
+        k = DedicatedKind(kind)
+    except ValueError as exc:
+        raise CodeError(
+            f"unknown dedicated-grid kind {kind!r}: use one of "
+            f"{', '.join(k.value for k in DedicatedKind)}"
+        ) from exc
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 9999:
+        raise CodeError(f"a dedicated sequence must be an integer 1..9999, not {seq!r}")
+    return f"{township}{DEDICATED_MARKER}{k.number}{seq:04d}"
 
 
 def level_of(code: str) -> Level:
@@ -119,6 +244,11 @@ def validate_code(
             parent_level = level_of(parent)
         except CodeError as exc:
             raise CodeError(f"parent code is not valid: {exc}") from exc
+        if level is Level.DEDICATED and parent_level.depth > Level.TOWNSHIP.depth:
+            raise CodeError(
+                f"code {code!r} is a dedicated grid: it lies below a township or above, "
+                f"not below {parent!r} ({parent_level.value})"
+            )
         if parent_level.depth >= level.depth:
             raise CodeError(
                 f"code {code!r} ({level.value}) cannot lie below {parent!r} ({parent_level.value})"
@@ -136,12 +266,22 @@ def parent_of(code: str) -> str | None:
     level = level_of(code)
     if level is Level.CITY:
         return None
+    if level is Level.DEDICATED:
+        return code[: Level.TOWNSHIP.digits]
     return code[: LEVELS[level.depth - 1].digits]
 
 
 def child_level(level: Level | str) -> Level | None:
+    """The level the map drills to below ``level``; None where drilling ends.
+
+    Drilling ends at the grid: its micro-grids are drawn on request
+    (``City.units_at(Level.MICRO_GRID, within=grid)``), since the map's grid view is
+    the grid itself with its staff. Dedicated grids have no level below them.
+    """
     lv = _as_level(level)
-    return None if lv is Level.MICRO_GRID else LEVELS[lv.depth + 1]
+    if lv in (Level.GRID, Level.MICRO_GRID, Level.DEDICATED):
+        return None
+    return LEVELS[lv.depth + 1]
 
 
 def is_within(code: str, ancestor: str) -> bool:
@@ -151,12 +291,13 @@ def is_within(code: str, ancestor: str) -> bool:
 
 def make_code(parent: str, seq: int) -> str:
     """The code of the ``seq``-th child (1-based) of ``parent``."""
-    level = child_level(level_of(parent))
+    parent_level = level_of(parent)
+    level = Level.MICRO_GRID if parent_level is Level.GRID else child_level(parent_level)
     if level is None:
-        raise CodeError(f"code {parent!r} is a micro-grid: it has no children")
+        raise CodeError(f"code {parent!r} is a {parent_level.value}: it has no children")
     width = level.digits - len(parent)
     if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 10**width:
         raise CodeError(
             f"a {level.value} sequence must be an integer 1..{10**width - 1}, not {seq!r}"
         )
-    return f"{parent}{seq:0{width}d}"
+    return _check_form(f"{parent}{seq:0{width}d}")

@@ -8,7 +8,10 @@
   districts it lies in (which lose that area);
 * the 208 townships: real codes and names, generated boundaries partitioning their
   county;
-* villages and grids: generated codes, names and boundaries.
+* villages, grids and micro-grids: generated codes, names and boundaries;
+* dedicated grids (专属网格): a generated demo set of schools, hospitals, parks,
+  markets, construction sites and key points at approximate real locations, small
+  polygons that may lie across ordinary grids (see ``DEDICATED_SITES``).
 
 Every partition is a Voronoi diagram of seeded points clipped to the parent, so
 children cover their parent without gaps or overlaps, and the same inputs always
@@ -37,13 +40,23 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from core.config import get_settings
-from grids.codes import LEVELS, CodeError, Level, child_level, level_of, make_code
+from grids.codes import (
+    LEVELS,
+    CodeError,
+    DedicatedKind,
+    Level,
+    child_level,
+    dedicated_kind,
+    level_of,
+    make_code,
+    make_dedicated_code,
+)
 from grids.coords import geometry_to_wgs84
 
 log = logging.getLogger(__name__)
 
 # Bump when the build changes what it produces, so old caches are not reused.
-BUILD_VERSION = "4"
+BUILD_VERSION = "5"
 CITY_CODE = "4101"
 CITY_NAME = "郑州市"
 
@@ -67,7 +80,48 @@ VILLAGES_PER_TOWNSHIP = 3
 # Urban communities are denser than rural villages, so they get one grid more.
 GRIDS_PER_VILLAGE_URBAN = 4
 GRIDS_PER_VILLAGE_RURAL = 3
+# Every grid has the same number of micro-grids, so each micro-grid chief of the
+# roster (grids.people) has a micro-grid of their own.
+MICRO_GRIDS_PER_GRID = 3
 LLOYD_STEPS = 2
+# Two dedicated grids of one kind may share no more than this (m², digitising noise).
+DEDICATED_OVERLAP_M2 = 50.0
+
+# The demo dedicated grids: kind, name, approximate WGS84 centre, width and height in
+# metres. Locations are near the real places; boundaries are generated rectangles.
+DEDICATED_SITES: tuple[tuple[DedicatedKind, str, float, float, float, float], ...] = (
+    (DedicatedKind.SCHOOL, "郑州大学主校区", 113.535, 34.817, 1600, 1300),
+    (DedicatedKind.SCHOOL, "河南省实验中学", 113.640, 34.745, 350, 300),
+    (DedicatedKind.SCHOOL, "郑州外国语学校", 113.612, 34.772, 400, 300),
+    (DedicatedKind.SCHOOL, "郑州市第一中学", 113.700, 34.796, 450, 350),
+    (DedicatedKind.SCHOOL, "河南农业大学", 113.645, 34.787, 700, 600),
+    (DedicatedKind.SCHOOL, "龙子湖高校园区", 113.803, 34.793, 1800, 1400),
+    (DedicatedKind.HOSPITAL, "郑州大学第一附属医院", 113.646, 34.752, 450, 400),
+    (DedicatedKind.HOSPITAL, "河南省人民医院", 113.670, 34.760, 400, 350),
+    (DedicatedKind.HOSPITAL, "郑州市中心医院", 113.622, 34.757, 300, 300),
+    (DedicatedKind.HOSPITAL, "河南省肿瘤医院", 113.701, 34.744, 350, 300),
+    (DedicatedKind.HOSPITAL, "郑大一附院郑东院区", 113.749, 34.804, 500, 450),
+    (DedicatedKind.INDUSTRIAL_PARK, "航空港区智能终端产业园", 113.835, 34.525, 2500, 1800),
+    (DedicatedKind.INDUSTRIAL_PARK, "经开区汽车产业园", 113.826, 34.717, 2200, 1600),
+    (DedicatedKind.INDUSTRIAL_PARK, "高新区大学科技园", 113.548, 34.803, 1200, 900),
+    (DedicatedKind.INDUSTRIAL_PARK, "中牟汽车产业集聚区", 113.980, 34.730, 2400, 1800),
+    (DedicatedKind.INDUSTRIAL_PARK, "巩义产业集聚区", 112.985, 34.752, 1800, 1300),
+    (DedicatedKind.MARKET, "二七商圈", 113.666, 34.755, 600, 450),
+    (DedicatedKind.MARKET, "中原万达广场", 113.615, 34.760, 350, 300),
+    (DedicatedKind.MARKET, "正弘城", 113.683, 34.790, 300, 250),
+    (DedicatedKind.MARKET, "陈砦花卉市场", 113.693, 34.803, 500, 400),
+    (DedicatedKind.MARKET, "万邦国际农产品物流城", 113.855, 34.737, 1500, 1100),
+    (DedicatedKind.CONSTRUCTION_SITE, "郑东新区中央商务区工地", 113.731, 34.772, 300, 250),
+    (DedicatedKind.CONSTRUCTION_SITE, "航空港区南区工地", 113.860, 34.490, 400, 300),
+    (DedicatedKind.CONSTRUCTION_SITE, "惠济区北部工地", 113.617, 34.866, 300, 300),
+    (DedicatedKind.CONSTRUCTION_SITE, "管城区南曹工地", 113.760, 34.690, 350, 250),
+    (DedicatedKind.CONSTRUCTION_SITE, "新郑龙湖工地", 113.720, 34.600, 300, 250),
+    (DedicatedKind.KEY_POINT, "郑州东站", 113.777, 34.760, 900, 500),
+    (DedicatedKind.KEY_POINT, "郑州火车站", 113.657, 34.746, 600, 400),
+    (DedicatedKind.KEY_POINT, "新郑国际机场", 113.843, 34.535, 3000, 2000),
+    (DedicatedKind.KEY_POINT, "花园口黄河大堤", 113.660, 34.905, 1500, 400),
+    (DedicatedKind.KEY_POINT, "河南博物院", 113.666, 34.785, 300, 250),
+)
 SEED_SALT = 20251203
 
 KM_PER_DEG_LAT = 110.574
@@ -185,6 +239,8 @@ def input_key(source_dir: Path | None = None) -> str:
         ZONES,
         ZONE_MIN_HOST_SHARE,
         VILLAGES_PER_TOWNSHIP,
+        MICRO_GRIDS_PER_GRID,
+        [(k.value, n, x, y, w, h) for k, n, x, y, w, h in DEDICATED_SITES],
         GRIDS_PER_VILLAGE_URBAN,
         GRIDS_PER_VILLAGE_RURAL,
         LLOYD_STEPS,
@@ -312,8 +368,84 @@ def build_units(source_dir: Path | None = None) -> list[Unit]:
                 )
             )
             units.extend(_villages_and_grids(code, towns[code][0], cell))
+    units.extend(dedicated_units([u for u in units if u.level is Level.TOWNSHIP], city_geom))
     units.sort(key=lambda u: (u.level.depth, u.code))
     return units
+
+
+def micro_grids(grid: Unit) -> list[Unit]:
+    """The generated micro-grids of ``grid``: a partition of it, the same every time."""
+    base = grid.name.removesuffix("（生成）")
+    return [
+        Unit(
+            make_code(grid.code, k),
+            f"{base}第{k}微网格（生成）",
+            Level.MICRO_GRID,
+            grid.code,
+            cell,
+            True,
+            "generated",
+        )
+        for k, cell in enumerate(
+            partition(grid.geometry, MICRO_GRIDS_PER_GRID, _rng(grid.code)), start=1
+        )
+    ]
+
+
+def _rectangle(lon: float, lat: float, w_m: float, h_m: float) -> Polygon:
+    dx = w_m / 2000 / (KM_PER_DEG_LON_EQUATOR * np.cos(np.radians(lat)))
+    dy = h_m / 2000 / KM_PER_DEG_LAT
+    return Polygon(
+        [(lon - dx, lat - dy), (lon + dx, lat - dy), (lon + dx, lat + dy), (lon - dx, lat + dy)]
+    )
+
+
+def host_township(geom: BaseGeometry, townships: list[Unit]) -> Unit | None:
+    """The township holding the largest share of ``geom`` (ties: smaller code)."""
+    best: tuple[float, str] | None = None
+    host = None
+    for t in townships:
+        share = t.geometry.intersection(geom).area
+        if share > 0 and (best is None or (-share, t.code) < best):
+            best, host = (-share, t.code), t
+    return host
+
+
+def dedicated_units(townships: list[Unit], city_geom: BaseGeometry) -> list[Unit]:
+    """The generated dedicated grids of ``DEDICATED_SITES``, coded by their host township."""
+    tree = shapely.STRtree([t.geometry for t in townships])
+    seq: dict[tuple[str, DedicatedKind], int] = {}
+    out: list[Unit] = []
+    for kind, name, lon, lat, w, h in DEDICATED_SITES:
+        geom = _polygonal(_rectangle(lon, lat, w, h).intersection(city_geom))
+        if geom.is_empty:
+            raise DatasetError(f"dedicated site {name} lies outside the city")
+        near = [townships[i] for i in tree.query(geom, predicate="intersects")]
+        host = host_township(geom, near)
+        if host is None:
+            raise DatasetError(f"dedicated site {name} lies in no township")
+        n = seq[(host.code, kind)] = seq.get((host.code, kind), 0) + 1
+        code = make_dedicated_code(host.code, kind, n)
+        for other in out:
+            if other.code[10:12] == code[10:12]:
+                shared = other.geometry.intersection(geom)
+                km2 = (
+                    shared.area * KM_PER_DEG_LAT * KM_PER_DEG_LON_EQUATOR * np.cos(np.radians(lat))
+                )
+                if km2 * 1e6 > DEDICATED_OVERLAP_M2:
+                    raise DatasetError(f"dedicated sites {other.name} and {name} overlap")
+        out.append(
+            Unit(
+                code,
+                f"{name}专属网格（生成）",
+                Level.DEDICATED,
+                host.code,
+                geom,
+                True,
+                f"generated: {kind.name_zh}, rectangle of about {w:g}×{h:g} m near the real site",
+            )
+        )
+    return out
 
 
 def _villages_and_grids(town: str, town_name: str, geom: BaseGeometry) -> list[Unit]:
@@ -327,12 +459,53 @@ def _villages_and_grids(town: str, town_name: str, geom: BaseGeometry) -> list[U
         out.append(Unit(vcode, f"{vbase}（生成）", Level.VILLAGE, town, vcell, True, "generated"))
         for j, gcell in enumerate(partition(vcell, per_village, _rng(vcode)), start=1):
             gcode = make_code(vcode, j)
-            out.append(
-                Unit(
-                    gcode, f"{vbase}第{j}网格（生成）", Level.GRID, vcode, gcell, True, "generated"
-                )
+            grid = Unit(
+                gcode, f"{vbase}第{j}网格（生成）", Level.GRID, vcode, gcell, True, "generated"
             )
+            out.append(grid)
+            out.extend(micro_grids(grid))
     return out
+
+
+def follow_micro_grids(
+    before: dict[str, Unit],
+    after: dict[str, Unit],
+    set_codes: set[str],
+    retired: list[str],
+) -> list[str]:
+    """Keep generated micro-grids in step with a boundary change, in place in ``after``.
+
+    A grid whose boundary changed (or that was retired) while none of its micro-grids
+    was set by the same change gets its generated micro-grids re-cut from the new
+    boundary (or dropped). Official micro-grids are never touched: the import checks
+    report them instead. Returns the codes re-cut or dropped.
+    """
+    micro_of: dict[str, list[str]] = {}
+    for code, u in after.items():
+        if u.level is Level.MICRO_GRID and u.parent is not None:
+            micro_of.setdefault(u.parent, []).append(code)
+    out: list[str] = []
+    for grid_code in sorted(set_codes | set(retired)):
+        kids = micro_of.get(grid_code, [])
+        old = before.get(grid_code)
+        if not kids or any(k in set_codes for k in kids):
+            continue
+        if not all(after[k].generated for k in kids if k in after):
+            continue
+        new = after.get(grid_code)
+        if new is None or grid_code in retired:
+            for k in kids:
+                after.pop(k, None)
+            out.extend(kids)
+            continue
+        if new.level is not Level.GRID or (old is not None and old.geometry.equals(new.geometry)):
+            continue
+        for k in kids:
+            after.pop(k, None)
+        for m in micro_grids(new):
+            after[m.code] = m
+            out.append(m.code)
+    return sorted(set(out))
 
 
 @dataclass
@@ -343,6 +516,7 @@ class City:
     key: str = ""
     _by_code: dict[str, Unit] = field(init=False, repr=False)
     _children: dict[str, list[Unit]] = field(init=False, repr=False)
+    _dedicated: dict[str, list[Unit]] = field(init=False, repr=False)
     _simplified: dict[tuple[Level, float], dict[str, BaseGeometry]] = field(
         init=False, repr=False, default_factory=dict
     )
@@ -354,8 +528,13 @@ class City:
         if len(self._by_code) != len(self.units):
             raise DatasetError("duplicate unit codes")
         self._children = {}
+        self._dedicated: dict[str, list[Unit]] = {}
         for u in self.units:
-            if u.parent is not None:
+            if u.parent is None:
+                continue
+            if u.level is Level.DEDICATED:
+                self._dedicated.setdefault(u.parent, []).append(u)
+            else:
                 self._children.setdefault(u.parent, []).append(u)
 
     @property
@@ -387,9 +566,20 @@ class City:
         return self._by_code.get(code)
 
     def children(self, code: str) -> list[Unit]:
-        """Direct children, by code."""
-        self.unit(code)
+        """Direct children the map drills to, by code: a grid has none (its micro-grids
+        are ``micro_grids``), and dedicated grids are no one's children (``dedicated``)."""
+        if self.unit(code).level is Level.GRID:
+            return []
         return list(self._children.get(code, []))
+
+    def micro_grids(self, grid: str) -> list[Unit]:
+        """The micro-grids of ``grid``, by code."""
+        self.unit(grid)
+        return [u for u in self._children.get(grid, []) if u.level is Level.MICRO_GRID]
+
+    def dedicated(self, within: str | None = None) -> list[Unit]:
+        """The dedicated grids coded below ``within`` (a township or above), by code."""
+        return self.units_at(Level.DEDICATED, within=within)
 
     def chain(self, code: str) -> list[Unit]:
         """The unit and its ancestors, city first (for breadcrumbs)."""
@@ -419,7 +609,10 @@ class City:
             if cached is None:
                 units = self.units_at(level)
                 geoms = np.array([u.geometry for u in units])
-                if tolerance > 0:
+                if tolerance > 0 and level is Level.DEDICATED:
+                    # Dedicated grids overlap by design: they are no coverage.
+                    geoms = shapely.simplify(geoms, tolerance, preserve_topology=True)
+                elif tolerance > 0:
                     # Simplifying the whole level as one coverage keeps shared edges
                     # shared, so the map shows no slivers between neighbours.
                     geoms = shapely.coverage_simplify(geoms, tolerance)
@@ -435,12 +628,13 @@ class City:
     ) -> dict[str, Any]:
         """A GeoJSON FeatureCollection (WGS84) of the units at ``level`` below ``parent_code``.
 
-        With no level, the parent's children (counties for the whole city). ``tolerance``
+        With no level, the parent's children (counties for the whole city); level
+        ``dedicated`` gives the dedicated grids coded below the parent. ``tolerance``
         is the simplification in degrees (0.001° is about 100 m); 0 keeps every vertex.
         """
         parent = self.unit(parent_code or CITY_CODE)
         if level is None:
-            lv = child_level(parent.level)
+            lv = Level.MICRO_GRID if parent.level is Level.GRID else child_level(parent.level)
             if lv is None:
                 raise CodeError(f"{parent.code} has no level below it")
         else:
@@ -466,6 +660,7 @@ class City:
                         "level": u.level.value,
                         "generated": u.generated,
                         "parent": u.parent,
+                        **({"kind": dedicated_kind(u.code).value} if lv is Level.DEDICATED else {}),
                     },
                 }
             )
@@ -552,7 +747,11 @@ __all__ = [
     "UnitNotFound",
     "build_city",
     "build_units",
+    "dedicated_units",
+    "follow_micro_grids",
+    "host_township",
     "load_city",
+    "micro_grids",
     "partition",
     "reset_city",
 ]

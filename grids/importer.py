@@ -6,6 +6,17 @@ WGS84 from the ``crs`` option (wgs84, gcj02, cgcs2000). Only GeoJSON is read: no
 maintained Shapefile reader is among the product's dependencies, and GIS tools export
 GeoJSON directly.
 
+Micro-grids (17 digits) go through the same family checks as every level. A grid
+whose boundary changes while none of its micro-grids is imported has its GENERATED
+micro-grids re-cut from the new boundary (listed in ``derived``); official ones stay
+and are checked like any child.
+
+Dedicated grids (16 digits, see ``grids.codes``) may lie across ordinary grids and
+townships, so they skip the family checks; instead: they must lie inside the city
+(``outside_parent``), the township in their code must be the one holding most of them
+(``parent_mismatch``), and two of one kind may not overlap above the sibling tolerance
+(``dedicated_overlap``).
+
 The checks run against the boundaries as they would be after the import (the latest
 version with the imported units replacing theirs) and report every problem found,
 each with a code, the unit and a message. Any problem means nothing is stored.
@@ -31,9 +42,9 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from grids.codes import CodeError, level_of, parent_of
+from grids.codes import CITY_LEVEL_CODE, CodeError, Level, level_of, parent_of
 from grids.coords import CRSError, check_crs, geometry_to_wgs84
-from grids.dataset import Unit
+from grids.dataset import Unit, follow_micro_grids, host_township
 from grids.versions import VersionError, VersionStore, default_store, parse_date
 
 PROBLEM_CODES: tuple[str, ...] = (
@@ -44,6 +55,8 @@ PROBLEM_CODES: tuple[str, ...] = (
     "duplicate_code",
     "bad_code",
     "unknown_parent",
+    "parent_mismatch",
+    "dedicated_overlap",
 )
 
 
@@ -93,6 +106,8 @@ class ImportReport(BaseModel):
     changed: list[str] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
     retired: list[str] = Field(default_factory=list)
+    # Generated micro-grids re-cut or dropped to follow their grid's change.
+    derived: list[str] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)  # problems per code
     checked_against: int = 0  # the version the checks ran on
@@ -366,10 +381,15 @@ def check_import(
         imported[p.code] = unit
         after[p.code] = unit
 
+    before_by_code = {u.code: u for u in before.units}
+    derived = follow_micro_grids(before_by_code, after, set(imported), retired)
+
     children: dict[str, list[Unit]] = {}
+    dedicated_of: dict[str, list[Unit]] = {}
     for u in after.values():
         if u.parent is not None:
-            children.setdefault(u.parent, []).append(u)
+            into = dedicated_of if u.level is Level.DEDICATED else children
+            into.setdefault(u.parent, []).append(u)
 
     for code, u in imported.items():
         if u.parent is not None and u.parent not in after:
@@ -384,7 +404,7 @@ def check_import(
                 )
             )
     for code in retired:
-        for c in children.get(code, []):
+        for c in children.get(code, []) + dedicated_of.get(code, []):
             if c.code in imported:
                 continue  # reported above
             problems.append(
@@ -396,7 +416,8 @@ def check_import(
             )
 
     # Parents whose own boundary or any child's changed: their families are re-checked.
-    touched = set(imported) | {u.parent for u in imported.values() if u.parent}
+    admin = {c: u for c, u in imported.items() if u.level is not Level.DEDICATED}
+    touched = set(admin) | {u.parent for u in admin.values() if u.parent}
     touched |= {p for p in map(parent_of, retired) if p}
     for pcode in sorted(touched):
         parent = after.get(pcode)
@@ -451,6 +472,8 @@ def check_import(
                 )
             )
 
+    _check_dedicated(imported, after, tol, problems)
+
     counts: dict[str, int] = {}
     for pr in problems:
         counts[pr.code] = counts.get(pr.code, 0) + 1
@@ -471,11 +494,69 @@ def check_import(
         changed=sorted(changed),
         unchanged=sorted(unchanged),
         retired=retired,
+        derived=derived,
         problems=problems,
         counts=counts,
         checked_against=latest_info.version,
     )
     return report, [imported[c] for c in sorted(imported)]
+
+
+def _check_dedicated(
+    imported: dict[str, Unit], after: dict[str, Unit], tol: Tolerances, problems: list[Problem]
+) -> None:
+    mine = [u for u in imported.values() if u.level is Level.DEDICATED]
+    if not mine:
+        return
+    city = after.get(CITY_LEVEL_CODE)
+    townships = [u for u in after.values() if u.level is Level.TOWNSHIP]
+    town_tree = STRtree([t.geometry for t in townships])
+    others = [u for u in after.values() if u.level is Level.DEDICATED]
+    other_tree = STRtree([u.geometry for u in others])
+    for u in mine:
+        lat = u.geometry.centroid.y
+        if city is not None:
+            out = area_m2(u.geometry.difference(city.geometry), lat)
+            if out > tol.outside_parent_m2:
+                problems.append(
+                    Problem(
+                        code="outside_parent",
+                        unit=u.code,
+                        message=f"dedicated grid {u.code} extends {out:,.0f} m² beyond the city "
+                        f"(tolerance {tol.outside_parent_m2:g} m²)",
+                        area_m2=round(out, 1),
+                    )
+                )
+        near = [townships[i] for i in town_tree.query(u.geometry, predicate="intersects")]
+        host = host_township(u.geometry, near)
+        if host is not None and u.parent in after and host.code != u.parent:
+            problems.append(
+                Problem(
+                    code="parent_mismatch",
+                    unit=u.code,
+                    other=host.code,
+                    message=f"dedicated grid {u.code} is coded below township {u.parent}, but "
+                    f"township {host.code} holds most of it: its code must start with {host.code}",
+                )
+            )
+        for j in other_tree.query(u.geometry, predicate="intersects").tolist():
+            o = others[j]
+            if o.code == u.code or o.code[10:12] != u.code[10:12]:
+                continue
+            if o.code in imported and o.code < u.code:
+                continue  # the pair is reported once, from its smaller code
+            ov = area_m2(u.geometry.intersection(o.geometry), lat)
+            if ov > tol.sibling_overlap_m2:
+                problems.append(
+                    Problem(
+                        code="dedicated_overlap",
+                        unit=u.code,
+                        other=o.code,
+                        message=f"dedicated grids {u.code} and {o.code} (same kind) overlap by "
+                        f"{ov:,.0f} m² (tolerance {tol.sibling_overlap_m2:g} m²)",
+                        area_m2=round(ov, 1),
+                    )
+                )
 
 
 def import_geojson(
@@ -510,6 +591,7 @@ def import_geojson(
             source=report.source,
             note=note,
             expect_latest=report.checked_against,
+            derived=report.derived,
         )
     except VersionError as exc:
         raise GridImportError(str(exc)) from exc

@@ -1,9 +1,12 @@
-"""Point → grid: which county, township, village and grid a coordinate lies in.
+"""Point → grid: which county, township, village, grid and micro-grid a coordinate
+lies in, and which dedicated grids hold it.
 
-An STRtree over the finest grids answers a lookup in microseconds. A point on a
-boundary shared by several grids goes to the one with the smallest code, so the
-answer never depends on the order of anything. A point outside the city is reported
-as outside, never moved into the nearest grid.
+An STRtree over the grids answers a lookup in microseconds; the grid's own few
+micro-grids are then tested directly. A point on a boundary shared by several grids
+(or micro-grids) goes to the one with the smallest code, so the answer never depends
+on the order of anything. Dedicated grids overlap ordinary ones, so they have their
+own STRtree and a point gets every dedicated grid that covers it. A point outside the
+city is reported as outside, never moved into the nearest grid.
 """
 
 from __future__ import annotations
@@ -43,6 +46,39 @@ class Locator:
         self.geometries = np.array([u.geometry for u in units])
         shapely.prepare(self.geometries)
         self.tree = STRtree(self.geometries)
+        # Micro-grids per grid index: a grid has a handful, so a direct test beats a tree.
+        micro: dict[str, list[tuple[str, shapely.Geometry]]] = {}
+        for u in city.units_at(Level.MICRO_GRID):
+            shapely.prepare(u.geometry)
+            micro.setdefault(u.code[: Level.GRID.digits], []).append((u.code, u.geometry))
+        self.micro: list[list[tuple[str, shapely.Geometry]]] = [
+            micro.get(c, []) for c in self.codes
+        ]
+        dedicated = city.units_at(Level.DEDICATED)
+        self.dedicated_codes: list[str] = [u.code for u in dedicated]
+        self.dedicated_geometries = np.array([u.geometry for u in dedicated])
+        shapely.prepare(self.dedicated_geometries)
+        self.dedicated_tree = STRtree(self.dedicated_geometries)
+
+    def micro_grid_of(self, i: int, lon: float, lat: float) -> str | None:
+        """The micro-grid of grid ``i`` holding the point (smallest code on a shared edge)."""
+        cells = self.micro[i]
+        if not cells:
+            return None
+        for code, geom in cells:
+            if shapely.intersects_xy(geom, lon, lat):
+                return code
+        point = shapely.Point(lon, lat)
+        best = min(cells, key=lambda c: (c[1].distance(point), c[0]))
+        # The grid holds the point, so this is a seam between micro-grids, not outside.
+        return best[0]
+
+    def dedicated_at(self, lon: float, lat: float) -> list[str]:
+        """Codes of every dedicated grid covering the point, sorted."""
+        if not self.dedicated_codes:
+            return []
+        hits = self.dedicated_tree.query(shapely.Point(lon, lat), predicate="intersects")
+        return [self.dedicated_codes[j] for j in sorted(hits.tolist())]
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -66,7 +102,7 @@ class Locator:
         i = self.grid_index(x, y)
         if i is None:
             return Place(lon=x, lat=y, inside_city=False)
-        return _place(x, y, self.codes[i])
+        return _place(x, y, self.codes[i], self.micro_grid_of(i, x, y), self.dedicated_at(x, y))
 
     def locate_many(
         self, lons: npt.ArrayLike, lats: npt.ArrayLike, crs: str = "wgs84"
@@ -87,12 +123,18 @@ class Locator:
         if name == "gcj02":
             xy = gcj02_to_wgs84_array(xy)
         idx = self.grid_indices(xy)
+        ded: list[list[str]] = [[] for _ in range(len(xy))]
+        if self.dedicated_codes and len(xy):
+            pairs = self.dedicated_tree.query(shapely.points(xy), predicate="intersects")
+            for p, j in sorted(zip(pairs[0].tolist(), pairs[1].tolist(), strict=True)):
+                ded[p].append(self.dedicated_codes[j])
         out = []
-        for (x, y), i in zip(xy, idx, strict=True):
+        for k, ((x, y), i) in enumerate(zip(xy, idx, strict=True)):
             if i < 0:
                 out.append(Place(lon=float(x), lat=float(y), inside_city=False))
             else:
-                out.append(_place(float(x), float(y), self.codes[i]))
+                x, y = float(x), float(y)
+                out.append(_place(x, y, self.codes[i], self.micro_grid_of(int(i), x, y), ded[k]))
         return out
 
     def grid_indices(self, xy: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -120,7 +162,9 @@ class Locator:
         return result
 
 
-def _place(lon: float, lat: float, grid: str) -> Place:
+def _place(
+    lon: float, lat: float, grid: str, micro: str | None = None, dedicated: list[str] | None = None
+) -> Place:
     return Place(
         lon=lon,
         lat=lat,
@@ -129,6 +173,8 @@ def _place(lon: float, lat: float, grid: str) -> Place:
         village=grid[:12],
         grid=grid,
         inside_city=True,
+        micro_grid=micro,
+        dedicated=dedicated or [],
     )
 
 

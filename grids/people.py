@@ -1,5 +1,9 @@
 """People per grid (articles 11, 12): grid chief, members, micro-grid chiefs, force liaisons.
 
+A dedicated grid (school, hospital, ...) has its own chief (专属网格长) and the
+liaisons of every professional force plus the sector department of its kind
+(``KIND_FORCES``: education for a school, health for a hospital, ...).
+
 No real roster exists for the demo, so every grid gets GENERATED staff, the same on
 every run (seeded by the grid code). Generated records say so (``generated=True``),
 and their phone numbers start with ``10``, which no Chinese mobile number does, so
@@ -25,8 +29,8 @@ from pydantic import BaseModel
 
 from core.keys import keys
 from core.timeutil import now_ms
-from grids.codes import Level, level_of
-from grids.dataset import City, load_city
+from grids.codes import DedicatedKind, Level, dedicated_kind, level_of
+from grids.dataset import MICRO_GRIDS_PER_GRID, City, load_city
 
 
 class DataClass(StrEnum):
@@ -62,10 +66,18 @@ FORCES: dict[str, tuple[str, str]] = {
     "judicial": ("司法", "司法所"),
 }
 
+# The sector department that joins the liaisons of a dedicated grid of each kind.
+KIND_FORCES: dict[DedicatedKind, tuple[str, str, str]] = {
+    DedicatedKind.SCHOOL: ("education", "教育", "教育局"),
+    DedicatedKind.HOSPITAL: ("health", "卫健", "卫生健康委"),
+    DedicatedKind.INDUSTRIAL_PARK: ("industry", "工信", "工业和信息化局"),
+    DedicatedKind.MARKET: ("commerce", "商务", "商务局"),
+    DedicatedKind.CONSTRUCTION_SITE: ("housing", "住建", "住房和城乡建设局"),
+    DedicatedKind.KEY_POINT: ("transport", "交通", "交通运输局"),
+}
+
 GRID_MEMBERS = 2
-# Grids without micro-grid boundaries still get this many micro-grid chiefs: the
-# regulation assigns them per building cluster, which the demo has no map of.
-MICRO_GRIDS_PER_GRID = 3
+# One micro-grid chief per micro-grid (``micro_grid`` is its 2-digit sequence).
 SEED_SALT = 20251204
 GENERATED_PHONE_PREFIX = "10"
 
@@ -132,15 +144,20 @@ def generated_phone(code: str, seq: int) -> str:
     return GENERATED_PHONE_PREFIX + f"{int(digest[:12], 16) % 10**9:09d}"
 
 
-def _check_grid(code: str) -> None:
+def _check_grid(code: str) -> Level:
     lv = level_of(code)
-    if lv is not Level.GRID:
-        raise ValueError(f"staff belong to a grid (15 digits); {code!r} is a {lv.value} code")
+    if lv not in (Level.GRID, Level.DEDICATED):
+        raise ValueError(
+            f"staff belong to a grid (15 digits) or a dedicated grid (16 digits); "
+            f"{code!r} is a {lv.value} code"
+        )
+    return lv
 
 
 def generated_staff(grid: str) -> list[Person]:
-    """The generated roster of one grid (deterministic)."""
-    _check_grid(grid)
+    """The generated roster of one grid or dedicated grid (deterministic)."""
+    if _check_grid(grid) is Level.DEDICATED:
+        return _dedicated_staff(grid)
     rng = _rng(grid)
     out: list[Person] = []
 
@@ -170,18 +187,49 @@ def generated_staff(grid: str) -> list[Person]:
     return out
 
 
-def staff_within(code: str, city: City | None = None) -> list[Person]:
-    """The rosters of every grid at or below ``code`` (by grid code)."""
+def _dedicated_staff(code: str) -> list[Person]:
+    rng = _rng(code)
+    kind = dedicated_kind(code)
+    out: list[Person] = []
+
+    def add(role: Role, role_name: str, **extra: Any) -> None:
+        seq = len(out) + 1
+        out.append(
+            Person(
+                id=f"{code}-{seq:02d}",
+                grid=code,
+                role=role,
+                role_name=role_name,
+                name=generated_name(rng),
+                phone=generated_phone(code, seq),
+                on_duty=bool(rng.random() >= 0.125),
+                **extra,
+            )
+        )
+
+    add(Role.GRID_CHIEF, "专属网格长")
+    forces = {**FORCES, KIND_FORCES[kind][0]: KIND_FORCES[kind][1:]}
+    for force, (zh, dept) in forces.items():
+        add(Role.LIAISON, f"{zh}联络员", force=force, department=dept)
+    return out
+
+
+def staff_within(code: str, city: City | None = None, dedicated: bool = False) -> list[Person]:
+    """The rosters of every grid at or below ``code`` (by grid code); with
+    ``dedicated`` also those of the dedicated grids coded below it."""
     city = city or load_city()
     lv = level_of(code)
     if lv is Level.MICRO_GRID:
         code = code[: Level.GRID.digits]
-    if lv in (Level.GRID, Level.MICRO_GRID):
+    if lv in (Level.GRID, Level.MICRO_GRID, Level.DEDICATED):
         city.unit(code)
         return generated_staff(code)
     out: list[Person] = []
     for g in city.units_at(Level.GRID, within=code):
         out.extend(generated_staff(g.code))
+    if dedicated:
+        for d in city.dedicated(within=code):
+            out.extend(generated_staff(d.code))
     return out
 
 
@@ -269,6 +317,7 @@ def mask_record(
 __all__ = [
     "FIELD_CLASSES",
     "FORCES",
+    "KIND_FORCES",
     "DataClass",
     "Person",
     "Role",

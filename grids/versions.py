@@ -35,7 +35,7 @@ from core.config import get_settings
 from core.models import Place
 from core.timeutil import SHANGHAI, now_ms
 from grids.codes import Level, level_of
-from grids.dataset import City, Unit, load_city
+from grids.dataset import City, Unit, follow_micro_grids, load_city
 from grids.locate import Locator
 
 BASE_VALID_FROM = date(2024, 1, 1)
@@ -55,6 +55,8 @@ class VersionInfo(BaseModel):
     # Codes whose boundary this version sets; empty for version 1 (the whole base).
     codes: list[str] = Field(default_factory=list)
     retired: list[str] = Field(default_factory=list)
+    # Generated micro-grids re-cut or dropped because their grid changed (replayed on load).
+    derived: list[str] = Field(default_factory=list)
     file: str | None = None
 
     @property
@@ -231,12 +233,15 @@ class VersionStore:
             if k == 1:
                 city = self.base
             else:
-                by_code = {u.code: u for u in self._city_upto(k - 1).units}
+                before = {u.code: u for u in self._city_upto(k - 1).units}
+                by_code = dict(before)
                 info = self._versions[k - 1]
                 for code in info.retired:
                     by_code.pop(code, None)
                 for u in self._version_units(info):
                     by_code[u.code] = u
+                # Generated micro-grids are not stored: they are re-cut the same way here.
+                follow_micro_grids(before, by_code, set(info.codes), info.retired)
                 city = City(list(by_code.values()), key=f"{self.base.key}+v{k}")
             self._cities[k] = city
         return city
@@ -293,7 +298,7 @@ class VersionStore:
                 if (
                     out
                     and out[-1].valid_to is None
-                    and (code in info.retired or code in info.codes)
+                    and (code in info.retired or code in info.codes or code in info.derived)
                 ):
                     last = out[-1]
                     out[-1] = BoundaryRecord(
@@ -304,6 +309,8 @@ class VersionStore:
                     unit = self.base.get(code)
                 elif code in info.codes:
                     unit = next(u for u in self._version_units(info) if u.code == code)
+                elif code in info.derived:
+                    unit = self._city_upto(info.version).get(code)
                 if unit is not None:
                     out.append(BoundaryRecord(unit, info.version, info.valid_from, None))
             return out
@@ -327,6 +334,7 @@ class VersionStore:
         source: str = "",
         note: str = "",
         expect_latest: int | None = None,
+        derived: list[str] | None = None,
     ) -> VersionInfo:
         """Store a new version (the importer calls this after its checks passed).
 
@@ -361,6 +369,7 @@ class VersionStore:
                 note=note,
                 codes=codes,
                 retired=retired,
+                derived=sorted(derived or []),
                 file=f"v{last.version + 1:05d}.geojson",
             )
             fc = {
