@@ -34,8 +34,12 @@ class Threshold:
     # Limits a device catalogue sets for a given mode (mode value -> severity -> limit).
     mode_levels: Mapping[str, Mapping[Severity, float]] = field(default_factory=dict)
     extra: Mapping[str, object] = field(default_factory=dict)
+    # The value must stay over the limit this long before the alarm is raised (0: at once).
+    min_duration_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.min_duration_s < 0:
+            raise ValueError(f"min_duration_s of {self.metric} must not be negative")
         if self.direction not in ("high", "low"):
             raise ValueError(
                 f"direction of {self.metric} must be high or low, not {self.direction!r}"
@@ -104,7 +108,7 @@ class Threshold:
 class Decision:
     """What one reading does to one rule's alarm."""
 
-    action: Literal["none", "raise", "escalate", "update", "clear"]
+    action: Literal["none", "pending", "raise", "escalate", "update", "clear"]
     severity: Severity | None = None
 
 
@@ -120,6 +124,103 @@ def decide(t: Threshold, value: float, open_severity: Severity | None) -> Decisi
     if sev is not None and sev.rank < open_severity.rank:
         return Decision("escalate", sev)
     if sev is None and t.cleared(value):
+        return Decision("clear", open_severity)
+    return Decision("update", open_severity)
+
+
+def hold(
+    d: Decision, ts_ms: int, since_ms: int | None, min_duration_s: float
+) -> tuple[Decision, int | None]:
+    """Apply a minimum duration to a decision: (the decision, when the crossing began).
+
+    A raise waits until the value has been over the limit for ``min_duration_s`` since
+    the first crossing reading (``since_ms``); meanwhile the decision is ``pending``.
+    Any decision other than raise (back inside, or an alarm already open) ends the wait.
+    """
+    if d.action != "raise" or min_duration_s <= 0:
+        return d, None
+    start = ts_ms if since_ms is None or since_ms > ts_ms else since_ms
+    if ts_ms - start >= min_duration_s * 1000:
+        return d, None
+    return Decision("pending", d.severity), start
+
+
+RateDirection = Literal["rise", "fall", "both"]
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """Rate-of-change limits of one metric (change per minute), rule ``rate:<metric>``."""
+
+    metric: str
+    levels: Mapping[Severity, float]
+    direction: RateDirection = "rise"
+    min_gap_s: float = 10.0
+    max_gap_s: float = 600.0
+    clear_after_s: float = 300.0
+    unit: str = ""
+    label: str = ""
+    device_type: str = ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("rise", "fall", "both"):
+            raise ValueError(
+                f"rate direction of {self.metric} must be rise, fall or both, "
+                f"not {self.direction!r}"
+            )
+        if not self.levels or any(v <= 0 for v in self.levels.values()):
+            raise ValueError(f"rate limits of {self.metric} must be positive")
+        ordered = [self.levels[s] for s in LADDER if s in self.levels]
+        if ordered != sorted(ordered, reverse=True):
+            raise ValueError(f"rate limits of {self.metric} are out of order")
+        if not 0 <= self.min_gap_s < self.max_gap_s:
+            raise ValueError(f"rate of {self.metric}: need 0 <= min_gap_s < max_gap_s")
+
+    @property
+    def rule(self) -> str:
+        return f"rate:{self.metric}"
+
+    def per_min(self, v0: float, t0_ms: int, v1: float, t1_ms: int) -> float | None:
+        """Change per minute between two readings; None when they are too far apart
+        or not in order (a rate over a silence says nothing)."""
+        gap = t1_ms - t0_ms
+        if gap <= 0 or gap > self.max_gap_s * 1000:
+            return None
+        return (v1 - v0) * 60_000 / gap
+
+    def crossed(self, rate: float) -> Severity | None:
+        """The most severe level the rate reaches in the rule's direction."""
+        mag = {"rise": rate, "fall": -rate, "both": abs(rate)}[self.direction]
+        for sev in LADDER:
+            limit = self.levels.get(sev)
+            if limit is not None and mag >= limit:
+                return sev
+        return None
+
+    def limit(self, severity: Severity) -> float:
+        return self.levels[severity]
+
+
+def decide_rate(
+    rule: RateRule,
+    rate: float | None,
+    ts_ms: int,
+    last_cross_ms: int | None,
+    open_severity: Severity | None,
+) -> Decision:
+    """Raise, escalate, keep or clear a rate alarm.
+
+    A rate flips sign as a leak fluctuates, so an open alarm clears only after no reading
+    has crossed for ``clear_after_s`` since the last one that did (``last_cross_ms``).
+    """
+    sev = rule.crossed(rate) if rate is not None else None
+    if open_severity is None:
+        return Decision("raise", sev) if sev else Decision("none")
+    if sev is not None and sev.rank < open_severity.rank:
+        return Decision("escalate", sev)
+    if sev is None and (
+        last_cross_ms is None or ts_ms - last_cross_ms >= rule.clear_after_s * 1000
+    ):
         return Decision("clear", open_severity)
     return Decision("update", open_severity)
 

@@ -18,7 +18,16 @@ from typing import Any, cast
 
 import redis
 
-from alarms.rules import Decision, Direction, Threshold, decide, for_mode
+from alarms.rules import (
+    Decision,
+    Direction,
+    RateRule,
+    Threshold,
+    decide,
+    decide_rate,
+    for_mode,
+    hold,
+)
 from core import push
 from core.keys import keys
 from core.models import Alarm, AlarmState, Mode, Place, Reading, Severity
@@ -142,9 +151,40 @@ def _catalogue_thresholds(device_type: str) -> tuple[Threshold, ...]:
                     device_type=device_type,
                     normal=(float(m.normal[0]), float(m.normal[1])),
                     mode_levels=per_mode,
+                    min_duration_s=m.min_duration_s,
                 )
             )
     return tuple(out)
+
+
+def catalogue_rates(device_type: str) -> list[RateRule]:
+    """Rate-of-change rules of a device type from the catalogue."""
+    return list(_catalogue_rates(device_type))
+
+
+@lru_cache(maxsize=256)
+def _catalogue_rates(device_type: str) -> tuple[RateRule, ...]:
+    from devices.catalogue import catalogue
+
+    try:
+        dt = catalogue().get(device_type)
+    except KeyError:
+        return ()
+    return tuple(
+        RateRule(
+            metric=key,
+            levels=dict(m.rate.per_min),
+            direction=m.rate.direction,
+            min_gap_s=m.rate.min_gap_s,
+            max_gap_s=m.rate.max_gap_s,
+            clear_after_s=m.rate.clear_after_s,
+            unit=m.unit,
+            label=m.name.get("zh-CN") or m.name.get("en") or key,
+            device_type=device_type,
+        )
+        for key, m in dt.metrics.items()
+        if m.rate is not None
+    )
 
 
 def in_force(thresholds: Iterable[Threshold], mode: Mode | str) -> list[Threshold]:
@@ -204,12 +244,40 @@ def _title(dev: DeviceInfo, t: Threshold, value: float, sev: Severity) -> str:
 
 
 OrderHook = Callable[[redis.Redis, Alarm], Any]
+OFFLINE_RULE = "offline"
+_REASON_ZH = {"silent": "超时无数据", "last_will": "连接中断（遗嘱消息）"}
 
 
 def _default_order_hook(r: redis.Redis, alarm: Alarm) -> Any:
-    from workorders.service import create_from_alarm
+    return order_for_alarm(r, alarm)
 
-    return create_from_alarm(r, alarm)
+
+@dataclass(frozen=True)
+class _Spec:
+    """What the alarms of one rule say: id, metric, unit, the limit and title per severity."""
+
+    rule: str
+    metric: str
+    unit: str
+    limit: Callable[[Severity], float]
+    title: Callable[[float, Severity], str]
+
+
+def _threshold_spec(dev: DeviceInfo, t: Threshold) -> _Spec:
+    return _Spec(t.rule, t.metric, t.unit, t.limit, lambda v, s: _title(dev, t, v, s))
+
+
+def _rate_spec(dev: DeviceInfo, rr: RateRule) -> _Spec:
+    unit = f"{rr.unit}/min"
+
+    def title(v: float, s: Severity) -> str:
+        word = {"rise": "上升", "fall": "下降", "both": "变化"}[rr.direction]
+        return (
+            f"{dev.name} {rr.label or rr.metric}{word}过快 {v:+.2f}{rr.unit}/分钟 "
+            f"超过{SEVERITY_ZH[s]}限值 {rr.limit(s):g}{rr.unit}/分钟"
+        )
+
+    return _Spec(rr.rule, rr.metric, unit, rr.limit, title)
 
 
 def process_reading(
@@ -218,29 +286,38 @@ def process_reading(
     *,
     device: DeviceInfo | None = None,
     thresholds: Sequence[Threshold] | None = None,
+    rates: Sequence[RateRule] | None = None,
     order_hook: OrderHook | None = _default_order_hook,
 ) -> list[Alarm]:
     """Apply the rules to a reading; returns the alarms it raised, changed or cleared.
 
     ``thresholds`` are daily limits (default: the device catalogue); the mode in force
-    at the device's place adjusts them. ``order_hook`` opens a work order for an alarm
-    (None: alarms only). A reading with nothing to change costs two round trips.
+    at the device's place adjusts them. ``rates`` are rate-of-change rules (default: the
+    catalogue's, or none when ``thresholds`` are given). A reading also clears the
+    device's open offline alarm. ``order_hook`` opens a work order for an alarm (None:
+    alarms only). A reading with nothing to change costs two round trips.
     """
     dev = device or cached_device_info(r, reading.device_id)
     daily = list(thresholds) if thresholds is not None else catalogue_thresholds(dev.type)
+    if rates is None:
+        rates = catalogue_rates(dev.type) if thresholds is None else []
+    rate_rules = [rr for rr in rates if rr.metric in reading.metrics]
     k = keys()
     state_key = k.device_state(dev.id)
     code = dev.place.code or CITY_CODE
     chain = mode_chain(code)
-    rule_ids = sorted({t.rule for t in daily})
+    rule_ids = sorted({t.rule for t in daily} | {rr.rule for rr in rate_rules} | {OFFLINE_RULE})
+    held = [f"since:{t.rule}" for t in daily if t.min_duration_s > 0]
+    held += [f for rr in rate_rules for f in (f"r0:{rr.metric}", f"rx:{rr.metric}")]
 
     pipe = r.pipeline(transaction=False)
-    pipe.hmget(state_key, ["last_ts_ms", "severity", "last_seen_ms"])
+    pipe.hmget(state_key, ["last_ts_ms", "severity", "last_seen_ms", *held])
     pipe.hmget(k.modes, chain)
-    pipe.mget([k.alarm_lock(dev.id, rid) for rid in rule_ids] or [k.alarm_lock(dev.id, "-")])
-    (last_ts, prev_sev, prev_seen), mode_raw, lock_raw = pipe.execute()
+    pipe.mget([k.alarm_lock(dev.id, rid) for rid in rule_ids])
+    (last_ts, prev_sev, prev_seen, *held_raw), mode_raw, lock_raw = pipe.execute()
+    kept = {name: _s(v) for name, v in zip(held, held_raw, strict=True) if v is not None}
     mode = resolve_mode(code, chain, mode_raw)
-    current = _open_alarms(r, dev.id, dict(zip(rule_ids, lock_raw, strict=False)))
+    current = _open_alarms(r, dev.id, dict(zip(rule_ids, lock_raw, strict=True)))
 
     state: dict[Any, Any] = {f"m:{name}": repr(float(v)) for name, v in reading.metrics.items()}
     state.update({"last_seen_ms": str(reading.received_ms), "status": "online"})
@@ -253,32 +330,111 @@ def process_reading(
         r.hset(state_key, "last_seen_ms", str(reading.received_ms))
         return []
     state["last_ts_ms"] = str(reading.ts_ms)
+    forget: list[str] = []
 
     changed: list[Alarm] = []
     for t in in_force(daily, mode.mode):
         if t.metric not in reading.metrics:
             continue
-        alarm, now_open = _apply(
-            r,
-            dev,
-            t,
-            float(reading.metrics[t.metric]),
-            reading,
-            mode.mode,
-            order_hook,
-            current.get(t.rule),
+        value = float(reading.metrics[t.metric])
+        cur = current.get(t.rule)
+        since_field = f"since:{t.rule}"
+        since = int(kept[since_field]) if since_field in kept else None
+        d, started = hold(
+            decide(t, value, cur.severity if cur else None), reading.ts_ms, since, t.min_duration_s
+        )
+        if started is not None:
+            state[since_field] = str(started)
+        elif since_field in kept:
+            forget.append(since_field)
+        extra: dict[str, Any] = {"mode": mode.mode.value}
+        if since is not None and d.action == "raise":
+            extra["over_since_ms"] = since
+        alarm, now_open = _act(
+            r, dev, _threshold_spec(dev, t), d, value, reading.ts_ms, order_hook, cur, extra
         )
         current[t.rule] = now_open
         if alarm is not None:
             changed.append(alarm)
 
+    for rr in rate_rules:
+        value = float(reading.metrics[rr.metric])
+        rate, ref = _rate_step(rr, kept.get(f"r0:{rr.metric}"), reading.ts_ms, value)
+        state[f"r0:{rr.metric}"] = ref
+        last_cross = kept.get(f"rx:{rr.metric}")
+        if rate is not None and rr.crossed(rate) is not None:
+            state[f"rx:{rr.metric}"] = str(reading.ts_ms)
+        cur = current.get(rr.rule)
+        d = decide_rate(
+            rr,
+            rate,
+            reading.ts_ms,
+            int(last_cross) if last_cross else None,
+            cur.severity if cur else None,
+        )
+        if d.action == "raise" and any(
+            a is not None and a.metric == rr.metric and a.rule.startswith("threshold:")
+            for a in current.values()
+        ):
+            # The threshold alarm of the metric already says more than an early warning.
+            d = Decision("none")
+        alarm, now_open = _act(
+            r, dev, _rate_spec(dev, rr), d, rate, reading.ts_ms, order_hook, cur, {}
+        )
+        current[rr.rule] = now_open
+        if alarm is not None:
+            changed.append(alarm)
+
+    offline = current.get(OFFLINE_RULE)
+    if offline is not None:
+        alarm, now_open = _act(
+            r,
+            dev,
+            _offline_spec(dev, offline.threshold, "silent"),
+            Decision("clear", offline.severity),
+            None,
+            reading.ts_ms,
+            order_hook,
+            offline,
+            {"note": "device reported again"},
+        )
+        current[OFFLINE_RULE] = now_open
+        if alarm is not None:
+            changed.append(alarm)
+
     sevs = [a.severity for a in current.values() if a is not None]
     state["severity"] = min(sevs, key=lambda s: s.rank).value if sevs else ""
-    r.hset(state_key, mapping=state)
+    pipe = r.pipeline(transaction=False)
+    pipe.hset(state_key, mapping=state)
+    if forget:
+        pipe.hdel(state_key, *forget)
+    pipe.execute()
     if prev_seen is None or _s(prev_sev or b"") != state["severity"]:
         # Screens are told about changes; last values ride along with the next change.
         push.publish(r, "device", id=dev.id, code=dev.place.code, severity=state["severity"])
     return changed
+
+
+def _rate_step(rr: RateRule, ref: str | None, ts_ms: int, value: float) -> tuple[float | None, str]:
+    """(the rate against the reference reading, the reference to keep as ``ts:value``).
+
+    The reference moves only when a rate was taken or it went stale, so readings closer
+    than ``min_gap_s`` are measured against an older one instead of each other.
+    """
+    here = f"{ts_ms}:{value!r}"
+    if not ref:
+        return None, here
+    try:
+        t0_s, v0_s = ref.split(":", 1)
+        t0, v0 = int(t0_s), float(v0_s)
+    except ValueError:
+        return None, here
+    gap = ts_ms - t0
+    if gap > rr.max_gap_s * 1000 or gap < 0:
+        return None, here
+    if gap < rr.min_gap_s * 1000 or gap == 0:
+        return None, ref
+    return rr.per_min(v0, t0, value, ts_ms), here
 
 
 def _open_alarms(r: redis.Redis, device_id: str, locks: dict[str, Any]) -> dict[str, Alarm | None]:
@@ -302,47 +458,53 @@ def _open_alarms(r: redis.Redis, device_id: str, locks: dict[str, Any]) -> dict[
     return out
 
 
-def _apply(
+def _act(
     r: redis.Redis,
     dev: DeviceInfo,
-    t: Threshold,
-    value: float,
-    reading: Reading,
-    mode: Mode,
+    spec: _Spec,
+    d: Decision,
+    value: float | None,
+    raised_ms: int,
     order_hook: OrderHook | None,
     current: Alarm | None,
+    extra: Mapping[str, Any],
+    _tries: int = 3,
 ) -> tuple[Alarm | None, Alarm | None]:
-    """(the alarm if it changed in a way screens must hear of, the rule's open alarm after)."""
+    """Carry out a decision on one rule's alarm.
+
+    Returns (the alarm if it changed in a way screens must hear of, the rule's open alarm
+    after). ``value`` None keeps the alarm's last value (a rate that could not be taken).
+    """
     k = keys()
-    lock = k.alarm_lock(dev.id, t.rule)
-    d: Decision = decide(t, value, current.severity if current else None)
+    lock = k.alarm_lock(dev.id, spec.rule)
     ts = now_ms()
-    if d.action == "none":
-        return None, None
+    if d.action in ("none", "pending") or (current is None and d.action != "raise"):
+        return None, current
     if d.action == "raise" and current is None:
-        assert d.severity is not None
+        assert d.severity is not None and value is not None
+        sev = d.severity
         alarm = Alarm(
-            id=new_alarm_id(r, reading.ts_ms),
+            id=new_alarm_id(r, raised_ms),
             device_id=dev.id,
             device_type=dev.type,
-            rule=t.rule,
-            metric=t.metric,
+            rule=spec.rule,
+            metric=spec.metric,
             value=value,
-            threshold=t.limit(d.severity),
-            unit=t.unit,
-            severity=d.severity,
-            raised_ms=reading.ts_ms,
+            threshold=spec.limit(sev),
+            unit=spec.unit,
+            severity=sev,
+            raised_ms=raised_ms,
             updated_ms=ts,
             place=dev.place,
-            title=_title(dev, t, value, d.severity),
+            title=spec.title(value, sev),
             history=[
                 {
                     "ts_ms": ts,
                     "by": "system",
                     "action": "raised",
-                    "severity": d.severity.value,
+                    "severity": sev.value,
                     "value": value,
-                    "mode": mode.value,
+                    **extra,
                 }
             ],
         )
@@ -350,8 +512,16 @@ def _apply(
         r.set(k.alarm(alarm.id), alarm.model_dump_json())
         if not r.set(lock, alarm.id, nx=True):
             r.delete(k.alarm(alarm.id))
-            other = _open_alarms(r, dev.id, {t.rule: r.get(lock)})[t.rule]
-            return _apply(r, dev, t, value, reading, mode, order_hook, other)
+            other = _open_alarms(r, dev.id, {spec.rule: r.get(lock)})[spec.rule]
+            if _tries <= 0:
+                return None, other
+            if other is not None:
+                d = (
+                    Decision("escalate", sev)
+                    if sev.rank < other.severity.rank
+                    else Decision("update", other.severity)
+                )
+            return _act(r, dev, spec, d, value, raised_ms, order_hook, other, extra, _tries - 1)
         pipe = r.pipeline(transaction=True)
         _save(pipe, alarm)
         pipe.execute()
@@ -360,7 +530,10 @@ def _apply(
         return alarm, alarm
     assert current is not None
     alarm = current
-    alarm.value = value
+    if d.action == "update" and value is None:
+        return None, alarm  # nothing new to say
+    if value is not None:
+        alarm.value = value
     alarm.updated_ms = ts
     if d.action == "escalate":
         assert d.severity is not None
@@ -371,15 +544,17 @@ def _apply(
                 "action": "escalated",
                 "from": alarm.severity.value,
                 "to": d.severity.value,
-                "value": value,
+                "value": alarm.value,
             }
         )
         alarm.severity = d.severity
-        alarm.threshold = t.limit(d.severity)
-        alarm.title = _title(dev, t, value, d.severity)
+        alarm.threshold = spec.limit(d.severity)
+        alarm.title = spec.title(alarm.value, d.severity)
     elif d.action == "clear":
         alarm.state = AlarmState.CLEARED
-        alarm.history.append({"ts_ms": ts, "by": "system", "action": "cleared", "value": value})
+        alarm.history.append(
+            {"ts_ms": ts, "by": "system", "action": "cleared", "value": alarm.value, **extra}
+        )
     pipe = r.pipeline(transaction=True)
     _save(pipe, alarm)
     if d.action == "clear":
@@ -402,10 +577,178 @@ def _maybe_order(r: redis.Redis, alarm: Alarm, order_hook: OrderHook | None) -> 
     if order is None:
         return
     alarm.order_id = order.id
+    joined = getattr(order, "alarm_id", None) not in (None, alarm.id)
     alarm.history.append(
-        {"ts_ms": now_ms(), "by": "system", "action": "order", "order_id": order.id}
+        {
+            "ts_ms": now_ms(),
+            "by": "system",
+            "action": "order_joined" if joined else "order",
+            "order_id": order.id,
+        }
     )
     r.set(keys().alarm(alarm.id), alarm.model_dump_json())
+
+
+# --- offline rule -------------------------------------------------------------------------
+
+
+def _offline_spec(dev: DeviceInfo, limit_s: float, reason: str) -> _Spec:
+    return _Spec(
+        OFFLINE_RULE,
+        OFFLINE_RULE,
+        "s",
+        lambda _s: limit_s,
+        lambda v, s: f"{dev.name} 离线：{_REASON_ZH.get(reason, reason)}，已 {v:.0f} 秒无数据",
+    )
+
+
+def raise_offline(
+    r: redis.Redis,
+    device_ids: Iterable[str],
+    reason: str,
+    ts_ms: int | None = None,
+    *,
+    order_hook: OrderHook | None = _default_order_hook,
+) -> list[Alarm]:
+    """Raise the "offline" alarm of each device just marked offline (``silent`` or
+    ``last_will``), at the severity its type gives; one open per device. A device whose
+    type sets no offline severity, or an unregistered one, is skipped."""
+    from devices.catalogue import catalogue
+
+    ts = now_ms() if ts_ms is None else ts_ms
+    k = keys()
+    out: list[Alarm] = []
+    for device_id in device_ids:
+        try:
+            dev = cached_device_info(r, device_id)
+            dtype = catalogue().get(dev.type)
+        except (UnknownDevice, KeyError):
+            continue
+        if dtype.offline_severity is None:
+            continue
+        lock = k.alarm_lock(device_id, OFFLINE_RULE)
+        current = _open_alarms(r, device_id, {OFFLINE_RULE: r.get(lock)})[OFFLINE_RULE]
+        if current is not None:
+            continue
+        seen = r.hget(k.device_state(device_id), "last_seen_ms")
+        silent_s = max(0.0, (ts - int(_s(seen))) / 1000) if seen else 0.0
+        alarm, _open = _act(
+            r,
+            dev,
+            _offline_spec(dev, float(dtype.offline_after_s), reason),
+            Decision("raise", dtype.offline_severity),
+            silent_s,
+            ts,
+            order_hook,
+            None,
+            {"reason": reason},
+        )
+        if alarm is not None:
+            out.append(alarm)
+            r.hset(k.device_state(device_id), "severity", alarm.severity.value)
+    return out
+
+
+# --- one work order for many sensors at one place ------------------------------------------
+
+
+def order_for_alarm(r: redis.Redis, alarm: Alarm) -> Any:
+    """The work order of an alarm: its own, else the open order of an alarm of the same
+    device type within the type's ``alarm_merge`` radius and window (the alarm joins it),
+    else a new one through ``workorders.service.create_from_alarm``. None when the
+    alarm's severity opens no order."""
+    from devices.catalogue import AlarmMerge, catalogue
+    from workorders.service import create_from_alarm, get_order, policy
+
+    k = keys()
+    ref = r.hget(k.order_refs, f"alarm:{alarm.id}")
+    if ref:
+        found = get_order(r, _s(ref))
+        if found is not None:
+            return found
+    if alarm.severity not in policy().alarm_order_severities:
+        return None
+    try:
+        merge = catalogue().get(alarm.device_type).alarm_merge
+    except KeyError:
+        merge = AlarmMerge()
+    if merge.radius_m <= 0 or not alarm.place.inside_city:
+        return create_from_alarm(r, alarm)
+    geo = k.alarm_order_geo(alarm.device_type)
+    try:
+        # Serialises the look-then-create of workers handling neighbours at the same moment.
+        with r.lock(f"{geo}:lock", timeout=10, blocking_timeout=10):
+            joined = _join_nearby(r, alarm, geo, merge.radius_m, merge.window_s)
+            if joined is not None:
+                return joined
+            order = create_from_alarm(r, alarm)
+            if order is not None and order.alarm_id == alarm.id:
+                r.geoadd(geo, (alarm.place.lon, alarm.place.lat, order.id))
+            return order
+    except redis.exceptions.LockError:
+        return create_from_alarm(r, alarm)
+
+
+def _join_nearby(r: redis.Redis, alarm: Alarm, geo: str, radius_m: float, window_s: float) -> Any:
+    from core.models import WorkOrder
+    from workorders.service import FINAL, alarm_category
+
+    k = keys()
+    category = alarm_category(alarm.device_type)
+    near = cast(
+        list[Any],
+        r.geosearch(
+            geo,
+            longitude=alarm.place.lon,
+            latitude=alarm.place.lat,
+            radius=radius_m,
+            unit="m",
+            sort="ASC",
+            withdist=True,
+        ),
+    )
+    since = now_ms() - int(window_s * 1000)
+    for raw_id, dist in near:
+        oid = _s(raw_id)
+        out: dict[str, Any] = {}
+
+        def txn(pipe: Any, oid: str = oid, dist: float = float(dist), out: dict = out) -> None:
+            raw = pipe.get(k.order(oid))
+            order = WorkOrder.model_validate_json(raw) if raw else None
+            if order is None or order.status in FINAL or order.created_ms < since:
+                out["stale"] = True
+                return
+            if order.category != category:
+                return
+            ts = now_ms()
+            order.alarm_ids = [*(order.alarm_ids or [order.alarm_id or ""]), alarm.id]
+            order.history.append(
+                {
+                    "ts_ms": ts,
+                    "by": "system",
+                    "action": "alarm_joined",
+                    "alarm_id": alarm.id,
+                    "device_id": alarm.device_id,
+                    "severity": alarm.severity.value,
+                    "distance_m": round(dist, 1),
+                    "note": f"{alarm.title}（相距 {dist:.0f} 米）",
+                }
+            )
+            order.updated_ms = ts
+            pipe.multi()
+            pipe.set(k.order(order.id), order.model_dump_json())
+            pipe.hset(k.order_refs, f"alarm:{alarm.id}", order.id)
+            out["order"] = order
+
+        r.transaction(txn, k.order(oid))
+        if out.get("stale"):
+            r.zrem(geo, oid)  # closed or too old: no later alarm may join it
+            continue
+        if "order" in out:
+            order = out["order"]
+            push.publish(r, "order", id=order.id, code=order.place.code, status=order.status.value)
+            return order
+    return None
 
 
 # --- operator actions ---------------------------------------------------------------------

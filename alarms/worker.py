@@ -224,6 +224,10 @@ def run(
     """Work until ``stop`` is set; survives lost connections and Redis restarts."""
     r = r or get_redis()
     consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    # Train the category suggestion before the first report, not while a screen waits for it.
+    from workorders.classify import model
+
+    model()
     backoff = 0.2
     ready = False
     last_claim = 0.0

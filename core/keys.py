@@ -146,6 +146,11 @@ class Keys:
         """Geo set: open report orders of one category by place, to merge duplicates."""
         return f"{self.prefix}:orders:geo:{category}"
 
+    def alarm_order_geo(self, device_type: str) -> str:
+        """Geo set: open orders opened by alarms of one device type, by the alarm's place,
+        so alarms of nearby sensors join the one order."""
+        return f"{self.prefix}:orders:alarmgeo:{device_type}"
+
     def orders_open_in(self, code: str) -> str:
         """Sorted set: open orders by created ms within one county (6) or township (9) code."""
         return f"{self.prefix}:orders:open:in:{code}"

@@ -54,6 +54,7 @@ def _serve_layout() -> Any:
 def create_app() -> dash.Dash:
     """The Dash app with every route of the web role; every asset is served by this process."""
     from dashboard.media import media_bp
+    from devices.api import devices_api_bp
     from workorders.intake_api import intake_bp
     from workorders.open311 import open311_bp
 
@@ -88,6 +89,7 @@ def create_app() -> dash.Dash:
     server.register_blueprint(intake_bp)
     server.register_blueprint(open311_bp)
     server.register_blueprint(media_bp)
+    server.register_blueprint(devices_api_bp)
 
     @server.get("/healthz")
     def healthz() -> Any:

@@ -45,6 +45,48 @@ class Limits(BaseModel):
         return self
 
 
+class RateLimits(BaseModel):
+    """Rate-of-change rule of one metric: severity -> change per minute that raises it.
+
+    A real gas leak reads high and sharply fluctuating while biogas seeps steadily, so a
+    fast rise warns before the concentration reaches a threshold.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_min: dict[Severity, float]
+    direction: Literal["rise", "fall", "both"] = "rise"
+    # Readings closer than this are compared with an older one: a burst of messages a
+    # second apart would turn sensor noise into huge rates.
+    min_gap_s: float = Field(default=10, ge=0)
+    # Readings further apart than this say nothing about a rate (the device was silent).
+    max_gap_s: float = Field(default=600, gt=0)
+    # An open rate alarm clears once no reading has crossed for this long.
+    clear_after_s: float = Field(default=300, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RateLimits:
+        values = [self.per_min[s] for s in _ASCENDING if s in self.per_min]
+        if not values:
+            raise ValueError("a rate rule needs at least one severity")
+        if any(not math.isfinite(v) or v <= 0 for v in values):
+            raise ValueError(f"rates must be positive numbers, got {self.per_min}")
+        if values != sorted(values):
+            raise ValueError(f"rates must grow from blue to red, got {self.per_min}")
+        if self.min_gap_s >= self.max_gap_s:
+            raise ValueError("min_gap_s must be below max_gap_s")
+        return self
+
+
+class AlarmMerge(BaseModel):
+    """Alarms of one device type close together open one work order, not one each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    radius_m: float = Field(default=150, ge=0, le=5000)  # 0: never merge
+    window_s: float = Field(default=3600, gt=0)
+
+
 class Metric(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -56,6 +98,9 @@ class Metric(BaseModel):
     hysteresis: float = Field(default=0.0, ge=0)
     thresholds: Limits = Field(default_factory=Limits)
     modes: dict[Mode, Limits] = Field(default_factory=dict)
+    # A crossing alarms only after the value stayed over the limit this long (0: at once).
+    min_duration_s: float = Field(default=0, ge=0, le=86_400)
+    rate: RateLimits | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Metric:
@@ -121,6 +166,9 @@ class DeviceType(BaseModel):
     infrastructure: dict[str, str] = Field(default_factory=dict)
     interval_s: int = Field(gt=0)
     metrics: dict[str, Metric]
+    # Severity of the alarm a silent device (or its last will) raises; null: none.
+    offline_severity: Severity | None = Severity.BLUE
+    alarm_merge: AlarmMerge = Field(default_factory=AlarmMerge)
 
     @field_validator("metrics")
     @classmethod

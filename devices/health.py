@@ -104,6 +104,11 @@ def _mark_offline(r: redis.Redis, device_ids: Iterable[str], reason: str, ts_ms:
     if ids:
         push.publish(pipe, "device", ids=ids)
     pipe.execute()
+    if ids:
+        # Both ways of going offline (the sweep's silence, the last will) raise the alarm.
+        from alarms.service import raise_offline
+
+        raise_offline(r, ids, reason, ts_ms)
 
 
 def sweep_offline(r: redis.Redis, now_ms: int | None = None) -> list[str]:
