@@ -5,7 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
 
 
 class Severity(StrEnum):
@@ -162,6 +169,30 @@ class OrderPart(BaseModel):
     signal: str = ""  # "" | "yellow" (reminder) | "red" (overdue) | "escalated" (督办)
 
 
+class SummonedDept(BaseModel):
+    """One department called by a summons (吹哨) and its acknowledgement (报到)."""
+
+    dept: str
+    ack_deadline_ms: int
+    acked_ms: int | None = None
+    acked_by: str | None = None
+    late: bool = False  # acknowledged after the deadline, or not by then
+    signal: str = ""  # "" | "yellow" (reminder) | "red" (late)
+
+
+class Summons(BaseModel):
+    """A township (or higher level) summons departments to an order: who, when, why."""
+
+    id: str  # S1, S2, ... within the order
+    by: str
+    by_level: str  # jurisdiction code of the summoning level (4, 6 or 9 digits)
+    reason: str
+    ts_ms: int
+    limit: float
+    unit: str
+    departments: list[SummonedDept]
+
+
 class WorkOrder(BaseModel):
     id: str  # e.g. GD20261203-000123
     channel: Channel
@@ -200,6 +231,11 @@ class WorkOrder(BaseModel):
     suggested_category: str | None = None
     suggested_owner: str | None = None
     suggestions: list[dict[str, Any]] = Field(default_factory=list)
+    # False for an imported report that came without a point: held at city level, 待定位 (to
+    # be located); its place then carries no position (lon/lat 0 mean nothing), never a guess.
+    located: bool = True
+    # 吹哨报到: departments summoned to the order, each to report in within a limit.
+    summons: list[Summons] = Field(default_factory=list)
 
 
 class Report(BaseModel):
@@ -211,9 +247,11 @@ class Report(BaseModel):
     text: str = Field(min_length=2, max_length=4000)
     title: str | None = Field(default=None, max_length=200)
     category: str | None = Field(default=None, max_length=100)
-    # Strict: a boolean or a string is not a coordinate.
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, strict=True)
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, strict=True)
+    # Strict: a boolean or a string is not a coordinate. Required unless ``located`` is
+    # false, which only the import of an export without points sets (the API refuses it).
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False, strict=True)
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False, strict=True)
+    located: bool = True
     crs: str = Field(default="wgs84", pattern="^(wgs84|gcj02|cgcs2000)$")
     reporter_name: str | None = Field(default=None, max_length=50)
     reporter_phone: str | None = Field(default=None, max_length=30)
@@ -246,6 +284,31 @@ class Report(BaseModel):
     # Set by the intake paths from the policy: merge into an open order at the same place and
     # category within the window. Direct creators (tools, tests) opt in.
     merge: bool = False
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _point(cls, data: Any, handler: ModelWrapValidatorHandler[Report]) -> Report:
+        """lon and lat are required (named as missing fields) unless the report is unlocated."""
+        missing: list[str] = []
+        if isinstance(data, dict) and data.get("located", True) is not False:
+            missing = [f for f in ("lon", "lat") if data.get(f) is None]
+        elif isinstance(data, dict):
+            given = [f for f in ("lon", "lat") if data.get(f) is not None]
+            if given:
+                raise ValueError(f"an unlocated report carries no point ({', '.join(given)})")
+        errors: list[Any] = []
+        out: Report | None = None
+        try:
+            out = handler(data)
+        except ValidationError as exc:
+            errors = [
+                {k: e[k] for k in ("type", "loc", "input", "ctx") if k in e}
+                for e in exc.errors(include_url=False)
+            ]
+        errors = [{"type": "missing", "loc": (f,), "input": data} for f in missing] + errors
+        if errors or out is None:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return out
 
     @model_validator(mode="after")
     def _channel_fields(self) -> Report:

@@ -31,6 +31,12 @@ def parse_clock_id(cid: str) -> tuple[str, str, str]:
 def order_clock_ids(order: WorkOrder) -> list[str]:
     ids = [clock_id(order.id, "accept"), clock_id(order.id, "check")]
     ids += [clock_id(order.id, "handling", p.dept) for p in order.parts]
+    # 吹哨报到 acknowledgement clocks (workorders.summons): one per summoned department.
+    ids += [
+        clock_id(order.id, "summons", f"{s.id}:{d.dept}")
+        for s in order.summons
+        for d in s.departments
+    ]
     return ids
 
 

@@ -31,7 +31,14 @@ from core.timeutil import now_ms
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 DATASET_FIELDS = {"created", "deadline", "closed", "dept", "category", "text", "county", "status"}
-REPORT_FIELDS = set(Report.model_fields) - {"lon", "lat", "crs", "merge", "channel"} | {"occurred"}
+REPORT_FIELDS = set(Report.model_fields) - {
+    "lon",
+    "lat",
+    "crs",
+    "merge",
+    "channel",
+    "located",
+} | {"occurred"}
 DATE_FIELDS = {"created", "deadline", "closed", "occurred"}
 
 
@@ -62,6 +69,9 @@ class Profile(BaseModel):
     category_map: dict[str, str] = Field(default_factory=dict)
     # Only mapped categories are taken (a value missing from the map is a bad row).
     category_map_strict: bool = False
+    # false: the export has no points at all (no coordinates); every row of a reports import
+    # becomes an order held at city level, 待定位 (to be located), never given a guessed point.
+    located: bool = True
 
     @field_validator("columns")
     @classmethod
@@ -89,8 +99,13 @@ def load_profile(name_or_path: str | Path) -> Profile:
         raise ProfileError(f"profile {prof.name}: unknown fields {', '.join(unknown)}")
     if prof.target == "dataset" and not prof.dataset:
         raise ProfileError(f"profile {prof.name}: target dataset needs a dataset name")
-    if prof.target == "reports" and prof.coordinates is None:
-        raise ProfileError(f"profile {prof.name}: reports need coordinate columns")
+    if prof.target == "reports" and prof.located and prof.coordinates is None:
+        raise ProfileError(
+            f"profile {prof.name}: reports need coordinate columns (or located: false when "
+            "the export has no points)"
+        )
+    if not prof.located and prof.coordinates is not None:
+        raise ProfileError(f"profile {prof.name}: located: false takes no coordinate columns")
     return prof
 
 
@@ -317,19 +332,20 @@ def _as_reports(
 ) -> list[tuple[str, Report]]:
     from workorders.service import policy
 
-    assert prof.coordinates is not None
     out: list[tuple[str, Report]] = []
     col_of = {f: c for c, f in prof.columns.items()}
     for i in parsed.index[good.to_numpy(dtype=bool)]:
         x = parsed.loc[i]
         data: dict[str, Any] = {
             "channel": prof.channel.value,
-            "lon": float(x["lon"]),
-            "lat": float(x["lat"]),
-            "crs": prof.coordinates.crs,
             "external_id": x["external_id"],
             "merge": policy().merge.enabled,
         }
+        if bool(x["located"]) and prof.coordinates is not None:
+            data.update(lon=float(x["lon"]), lat=float(x["lat"]), crs=prof.coordinates.crs)
+        else:
+            # A row without a point (allowed by the profile) is held at city level, 待定位.
+            data["located"] = False
         for f in prof.columns.values():
             v = x.get(f)
             if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v == "":

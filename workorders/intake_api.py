@@ -90,6 +90,15 @@ def post_report() -> tuple[Response, int]:
         return _error(
             400, "bad_json", f"body must be a JSON object, not {type(data).__name__}", raw
         )
+    if data.get("located", True) is not True:
+        # Only the import of an export without points makes unlocated reports.
+        return _error(
+            400,
+            "invalid_report",
+            "located: a report through the API needs its point (lon, lat)",
+            raw,
+            {"fields": [{"field": "located", "message": "only an import may be unlocated"}]},
+        )
     try:
         report = Report.model_validate(data)
     except ValidationError as exc:
@@ -146,7 +155,14 @@ def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the intake endpoint, from the pydantic model."""
     schema = Report.model_json_schema(ref_template="#/components/schemas/{model}")
     # Set by the intake from the policy, not by clients.
-    schema.get("properties", {}).pop("merge", None)
+    props = schema.get("properties", {})
+    props.pop("merge", None)
+    # Unlocated reports come only from imports: through the API the point is required.
+    props.pop("located", None)
+    for f, lim in (("lon", 180), ("lat", 90)):
+        if f in props:
+            props[f] = {"type": "number", "minimum": -lim, "maximum": lim, "title": f.title()}
+    schema["required"] = sorted({*schema.get("required", []), "lon", "lat"})
     schema["description"] = (
         "A report from one intake channel (article 38). Each channel takes its own fields: "
         + "; ".join(

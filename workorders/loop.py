@@ -275,6 +275,8 @@ def post_message(r: redis.Redis, order_id: str, by: str, by_dept: str, text: str
             doing="a consultation message",
         )
         parties = {p.dept for p in _active(o)} | {CENTER}
+        # Departments that reported in to a summons (吹哨报到) join the consultation.
+        parties |= {d.dept for s in o.summons for d in s.departments if d.acked_ms is not None}
         if by_dept not in parties:
             raise LoopError(f"{by_dept!r} is not a party to work order {o.id}")
         o.thread.append({"ts_ms": ts, "by": by, "dept": by_dept, "text": text})

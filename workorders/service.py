@@ -95,6 +95,13 @@ class MergePolicy(BaseModel):
     window_hours: float = Field(default=24, gt=0)
 
 
+class SummonsPolicy(BaseModel):
+    """吹哨报到: how long a summoned department has to report in, and on which clock."""
+
+    ack_limit_minutes: float = Field(default=30, gt=0, le=7 * 24 * 60)
+    unit: str = Field(default="calendar_hours", pattern="^(work_hours|calendar_hours)$")
+
+
 class Policy(BaseModel):
     alarm_order_severities: list[Severity] = Field(
         default_factory=lambda: [Severity.RED, Severity.ORANGE]
@@ -114,6 +121,7 @@ class Policy(BaseModel):
     stage_limits: dict[str, StageLimit] = Field(default_factory=dict)
     supervision: Supervision = Field(default_factory=Supervision)
     merge: MergePolicy = Field(default_factory=MergePolicy)
+    summons: SummonsPolicy = Field(default_factory=SummonsPolicy)
 
     def stage_limit(self, stage: str, category: str, priority: int) -> tuple[float, str]:
         """(amount, unit) of a loop stage; unknown stages are a policy error."""
@@ -293,8 +301,16 @@ def _default_locate() -> Locate:
     return locator().locate
 
 
+# An unlocated report's place: held at city level (no code), lon/lat carry no position.
+UNLOCATED_PLACE = Place(lon=0.0, lat=0.0, inside_city=False)
+UNLOCATED_NOTE = "待定位: the report came without a point; held at city level to be located"
+
+
 def place_of_report(report: Report, locate: Locate | None = None) -> tuple[Place, str | None]:
     """WGS84 place of a report, and a note when the input needed care."""
+    if not report.located or report.lon is None or report.lat is None:
+        # No point was given: nothing to locate, and no point is made up.
+        return UNLOCATED_PLACE.model_copy(), UNLOCATED_NOTE
     lon, lat = report.lon, report.lat
     note = None
     if report.crs == "gcj02":
@@ -310,6 +326,7 @@ def place_of_report(report: Report, locate: Locate | None = None) -> tuple[Place
 
 
 UNCATEGORISED = "未分类"
+TO_LOCATE = "to_locate"  # flag of an order held at city level, 待定位
 
 
 def _reporter(report: Report, report_id: str, ts: int) -> dict[str, Any]:
@@ -389,8 +406,10 @@ def _routing(
     routing failure never stops a report from becoming an order."""
     from workorders import routing
 
+    # The model learnt from subject + details, so the title is part of the evidence.
+    text = f"{report.title}。{report.text}" if report.title else report.text
     try:
-        return routing.suggest_route(r, report.text, place, report.category)
+        return routing.suggest_route(r, text, place, report.category)
     except (OSError, ValueError) as exc:
         return [{"error": str(exc)}], None
 
@@ -406,7 +425,7 @@ def create_from_report(
     the open order of its category at the same place (``report.merge``, policy ``merge``)."""
     place, note = place_of_report(report, locate)
     pol = policy()
-    if not place.inside_city and pol.outside_city == "refuse":
+    if report.located and not place.inside_city and pol.outside_city == "refuse":
         raise OutsideCity(
             f"report {report_id}: point ({place.lon:.6f}, {place.lat:.6f}) is outside the city"
         )
@@ -437,7 +456,8 @@ def create_from_report(
             )
         ]
         if note:
-            history.append(_step("system", "located", ts, note=note))
+            action = "located" if report.located else TO_LOCATE
+            history.append(_step("system", action, ts, note=note))
         # The clock runs from intake, not from when it happened: the time limit is ours.
         deadline = deadline_for(r, category, priority, place, ts)
         if report.assigned_deadline_ms is not None:
@@ -462,6 +482,8 @@ def create_from_report(
             suggested_category=top,
             suggested_owner=owner,
             suggestions=suggestions,
+            located=report.located,
+            flags=[] if report.located else [TO_LOCATE],
         )
 
     order = _create(r, source_ref=f"report:{report_id}", build=build)
@@ -541,3 +563,37 @@ def list_orders(r: redis.Redis, *, open_only: bool = True, limit: int = 50) -> l
 
 def order_json(order: WorkOrder) -> dict[str, Any]:
     return json.loads(order.model_dump_json())
+
+
+def locate_order(
+    r: redis.Redis,
+    order_id: str,
+    lon: float,
+    lat: float,
+    by: str,
+    crs: str = "wgs84",
+    locate: Locate | None = None,
+) -> WorkOrder:
+    """An operator gives a 待定位 order the point found for it: it leaves the city hold for
+    its grid (or stays held, flagged outside the city, when the point is outside)."""
+    from workorders.loop import LoopError, apply
+
+    by = (by or "").strip()
+    if not by:
+        raise OrderError("locating an order needs the name of who locates it")
+    # The same checks as a report's point: finite numbers, WGS84 ranges, a known CRS.
+    point = Report.model_validate({"text": "定位", "lon": lon, "lat": lat, "crs": crs})
+    place, note = place_of_report(point, locate)
+
+    def fn(o: WorkOrder, ts: int, ops: Any) -> None:
+        if o.located:
+            raise LoopError(f"work order {o.id} already has its place")
+        if o.status in FINAL:
+            raise LoopError(f"work order {o.id} is {o.status.value}; it is no longer located")
+        o.place, o.located = place, True
+        if TO_LOCATE in o.flags:
+            o.flags.remove(TO_LOCATE)
+        detail = f"({place.lon:.6f}, {place.lat:.6f}) → {place.code or 'outside the city'}"
+        o.history.append(_step(by, "located", ts, note=f"{detail}; {note}" if note else detail))
+
+    return apply(r, order_id, fn)

@@ -1,7 +1,8 @@
 """Supervision (articles 39-40): reminders, overdue warnings, escalation, discipline lists.
 
 ``sweep`` reads only the clocks that are due from the sorted sets of ``clockindex`` (four
-ZRANGEBYSCOREs), so its cost follows what is due, not how many orders are open.
+ZRANGEBYSCOREs), so its cost follows what is due, not how many orders are open. The
+acknowledgement clocks of 吹哨报到 (``workorders.summons``) sit in the same sets.
 Each clock walks: reminder (yellow) → overdue (red) → escalated to the level above
 (督办) → listed for discipline inspection when overdue beyond the policy's limit.
 """
@@ -17,6 +18,7 @@ import redis
 from access.scope import Scope
 from core.keys import keys
 from core.models import PartStatus, WorkOrder
+from workorders import summons
 from workorders.clockindex import clear_clock, flag_for_inspection, parse_clock_id
 from workorders.loop import LoopError, Ops, apply
 from workorders.service import HOUR_MS, _step, policy
@@ -84,6 +86,11 @@ def sweep(r: redis.Redis, now_ms: int, batch: int = 5000) -> dict[str, int]:
             # A retried transaction starts over, so nothing is counted twice.
             taken.clear()
             for step, stage, dept, cid, score in events:
+                if stage == summons.STAGE:
+                    # An acknowledgement clock of 吹哨报到: late reporting, not a stage.
+                    if summons.on_sweep(o, step, dept, cid, ts, ops):
+                        taken.append(step)
+                    continue
                 part = next(
                     (p for p in o.parts if p.dept == dept and p.status != PartStatus.WITHDRAWN),
                     None,
