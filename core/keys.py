@@ -187,6 +187,16 @@ class Keys:
         """Set of registered camera ids."""
         return f"{self.prefix}:cameras"
 
+    @property
+    def camera_registry(self) -> str:
+        """Hash: camera id -> JSON of a camera onboarded through the device path (no secrets)."""
+        return f"{self.prefix}:camreg"
+
+    @property
+    def camera_sources(self) -> str:
+        """Hash: camera id -> its source URL with credentials; read by camera ingest only."""
+        return f"{self.prefix}:camreg:sources"
+
     # Operating modes
     @property
     def modes(self) -> str:

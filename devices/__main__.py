@@ -1,4 +1,4 @@
-"""Device team CLI: ``python -m devices register|import|list|decommission|credentials|...``."""
+"""Device team CLI: ``python -m devices register|import|list|decommission|credentials|camera|...``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import json
 import sys
 from collections.abc import Sequence
 
+import redis
+
 from core.store import get_redis
 from core.timeutil import fmt_local
-from devices import broker_acl, health, onboarding
+from devices import broker_acl, cameras, health, onboarding
 from devices.registry import Device, RegistryError, register_device
 
 
@@ -56,13 +58,96 @@ def _parser() -> argparse.ArgumentParser:
     clm.add_argument("--name", default="")
     blk = sub.add_parser("block", help="hide an unknown topic (its messages stay dead letters)")
     blk.add_argument("topic")
+    _camera_parser(sub)
     return p
+
+
+def _camera_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cam = sub.add_parser("camera", help="register, list or decommission cameras")
+    csub = cam.add_subparsers(dest="camera_cmd", required=True)
+    reg = csub.add_parser("register", help="register one camera; ingest starts it by itself")
+    reg.add_argument("id")
+    reg.add_argument("--name", required=True)
+    reg.add_argument(
+        "--source", required=True, help="rtsp(s):// or http(s):// URL, or a video file path"
+    )
+    reg.add_argument("--username", default="", help="put into the source URL")
+    reg.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the source's password from the first line of standard input",
+    )
+    reg.add_argument("--transport", choices=("tcp", "udp"), default="tcp")
+    reg.add_argument("--lon", type=float, required=True)
+    reg.add_argument("--lat", type=float, required=True)
+    reg.add_argument("--crs", choices=("wgs84", "gcj02"), default="wgs84")
+    reg.add_argument("--direction", type=float, default=0.0, help="degrees clockwise from north")
+    reg.add_argument("--fov", type=float, default=60.0, help="horizontal field of view, degrees")
+    reg.add_argument("--frame-age-limit", type=float, default=5.0, help="seconds")
+    reg.add_argument("--zones", help="JSON file with a list of zones (as in cameras.yaml)")
+    reg.add_argument("--by", default="cli")
+    lst = csub.add_parser("list", help="registered cameras")
+    lst.add_argument("--status", choices=[s.value for s in cameras.CameraState])
+    lst.add_argument("--json", action="store_true")
+    dec = csub.add_parser("decommission", help="retire a camera: ingest stops it")
+    dec.add_argument("id")
+    dec.add_argument("--by", required=True)
+    dec.add_argument("--reason", required=True)
+
+
+def _camera(args: argparse.Namespace) -> int:
+    r = get_redis()
+    if args.camera_cmd == "register":
+        data: dict[str, object] = {
+            "id": args.id,
+            "name": args.name,
+            "source": args.source,
+            "username": args.username,
+            "transport": args.transport,
+            "lon": args.lon,
+            "lat": args.lat,
+            "crs": args.crs,
+            "direction_deg": args.direction,
+            "fov_deg": args.fov,
+            "frame_age_limit_s": args.frame_age_limit,
+        }
+        if args.password_stdin:
+            data["password"] = sys.stdin.readline().rstrip("\r\n")
+        if args.zones:
+            with open(args.zones, encoding="utf-8") as fh:
+                data["zones"] = json.load(fh)
+        rec = cameras.register_camera(r, cameras.parse_new(data), by=args.by)
+        print(
+            f"registered camera {rec.id} at {rec.source}, grid {rec.place.grid or '-'}; "
+            "camera ingest starts it within a few seconds"
+        )
+    elif args.camera_cmd == "list":
+        recs = cameras.list_cameras(r, cameras.CameraState(args.status) if args.status else None)
+        if args.json:
+            print(json.dumps([cameras.camera_json(c) for c in recs], ensure_ascii=False))
+        else:
+            for c in recs:
+                print(
+                    f"{c.id}\t{c.name}\t{c.status.value}\t{c.source}\t"
+                    f"{c.place.grid or '-'}\t{c.direction_deg:g}°/{c.fov_deg:g}°"
+                )
+    else:
+        rec = cameras.decommission_camera(r, args.id, args.by, args.reason)
+        print(f"decommissioned camera {rec.id}; camera ingest stops it, its record is kept")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    r = get_redis()
     try:
+        # Unset REDIS_URL is a RuntimeError with the fix in its message.
+        r = get_redis()
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.cmd == "camera":
+            return _camera(args)
         if args.cmd in ("register", "claim"):
             dev = Device(
                 id=args.id,
@@ -136,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"blocked {args.topic}; its messages stay in the dead-letter stream")
     except (RegistryError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except redis.RedisError as exc:
+        print(f"error: storage unavailable: {exc}", file=sys.stderr)
         return 2
     return 0
 

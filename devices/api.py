@@ -7,6 +7,9 @@ reads one, GET /api/v1/devices?type=&status= lists them, POST
 error (400 bad input, 409 id or topic taken, 422 outside the city) and kept in the
 dead-letter stream with its raw bytes; nothing is stored on an error. The description is
 at /api/v1/devices/openapi.json.
+
+Cameras take the same path under /api/v1/cameras (``devices.cameras``); their answers,
+logs and dead letters carry the source with its credentials masked.
 """
 
 from __future__ import annotations
@@ -22,11 +25,23 @@ from alarms.dead import write_dead
 from core.config import get_settings
 from core.keys import keys
 from core.store import get_redis
+from devices.cameras import (
+    CameraRegistryError,
+    CameraState,
+    camera_json,
+    decommission_camera,
+    get_camera,
+    list_cameras,
+    parse_new,
+    register_camera,
+)
 from devices.catalogue import catalogue
 from devices.health import decommission
 from devices.profiles import profiles
 from devices.registry import Device, DeviceStatus, RegistryError, get_device, list_devices
 from devices.registry import register_device as _register
+from ingest.camera_config import mask_text, mask_url
+from ingest.camera_status import read_status
 
 devices_api_bp = Blueprint("devices_api", __name__)
 
@@ -405,3 +420,108 @@ def openapi() -> dict[str, Any]:
 @devices_api_bp.get(f"{PATH}/openapi.json")
 def get_openapi() -> Response:
     return jsonify(openapi())
+
+
+# Cameras (the device onboarding path for video): POST /api/v1/cameras registers one,
+# GET lists them or reads one with its live status, POST .../<id>/decommission retires one.
+# A source's credentials are stored for camera ingest but never answered, logged or kept
+# in a dead letter: refused bodies are kept with the source masked and secrets blanked.
+CAMERA_PATH = "/api/v1/cameras"
+
+
+def _camera_raw(raw: bytes) -> bytes:
+    """A refused camera body fit for the dead-letter stream (no credential in it)."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        # Unparsed text may hold a password anywhere; keep only that it came.
+        return f"<{len(raw)} bytes not kept: a camera body may hold credentials>".encode()
+    if not isinstance(data, dict):
+        return mask_text(json.dumps(data, ensure_ascii=False)).encode()
+    safe = dict(data)
+    if isinstance(safe.get("source"), str):
+        safe["source"] = mask_url(safe["source"])
+    for f in ("username", "password"):
+        if f in safe:
+            safe[f] = "***"
+    return mask_text(json.dumps(safe, ensure_ascii=False)).encode()
+
+
+def _camera_refused(exc: CameraRegistryError) -> _Refused:
+    extra = {"fields": exc.fields} if exc.fields else None
+    return _Refused(exc.status, exc.reason, str(exc), extra)
+
+
+def _camera_not_found(camera_id: str) -> tuple[Response, int]:
+    return jsonify({"error": "not found", "detail": f"camera {camera_id} is not registered"}), 404
+
+
+@devices_api_bp.post(CAMERA_PATH)
+def post_camera() -> tuple[Response, int]:
+    raw = b""
+    try:
+        try:
+            raw, data = _body()
+            new = parse_new(data)
+            stored = register_camera(get_redis(), new, by="api")
+        except CameraRegistryError as exc:
+            raise _camera_refused(exc) from None
+    except _Refused as exc:
+        exc.raw = _camera_raw(exc.raw if exc.raw is not None else raw)
+        return _error(exc, raw)
+    except (redis.ConnectionError, redis.TimeoutError):
+        return _unavailable()
+    resp = jsonify(camera_json(stored))
+    resp.headers["Location"] = f"{CAMERA_PATH}/{stored.id}"
+    return resp, 201
+
+
+@devices_api_bp.get(CAMERA_PATH)
+def get_cameras() -> tuple[Response, int]:
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in CameraState}:
+        known = ", ".join(s.value for s in CameraState)
+        return jsonify(
+            {"error": "unknown_status", "detail": f"unknown status {status!r}; known: {known}"}
+        ), 400
+    try:
+        cams = list_cameras(get_redis(), CameraState(status) if status else None)
+    except (redis.ConnectionError, redis.TimeoutError):
+        return _unavailable()
+    return jsonify({"count": len(cams), "cameras": [camera_json(c) for c in cams]}), 200
+
+
+@devices_api_bp.get(f"{CAMERA_PATH}/<camera_id>")
+def get_camera_one(camera_id: str) -> tuple[Response, int]:
+    try:
+        r = get_redis()
+        rec = get_camera(r, camera_id)
+        live = read_status(r, camera_id) if rec is not None else None
+    except (redis.ConnectionError, redis.TimeoutError):
+        return _unavailable()
+    if rec is None:
+        return _camera_not_found(camera_id)
+    return jsonify(camera_json(rec, live)), 200
+
+
+@devices_api_bp.post(f"{CAMERA_PATH}/<camera_id>/decommission")
+def post_camera_decommission(camera_id: str) -> tuple[Response, int]:
+    raw = b""
+    try:
+        raw, data = _body()
+        reason, by = data.get("reason"), data.get("by", "api")
+        if not isinstance(reason, str) or not reason.strip():
+            raise _Refused(400, "invalid_request", "reason: a non-empty text is required")
+        if not isinstance(by, str) or not by.strip():
+            raise _Refused(400, "invalid_request", "by: must be a non-empty text when given")
+        try:
+            out = decommission_camera(get_redis(), camera_id, by=by, reason=reason)
+        except CameraRegistryError as exc:
+            if exc.status == 404:
+                return _camera_not_found(camera_id)
+            raise _camera_refused(exc) from None
+    except _Refused as exc:
+        return _error(exc, raw)
+    except (redis.ConnectionError, redis.TimeoutError):
+        return _unavailable()
+    return jsonify(camera_json(out)), 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,6 +51,49 @@ def mask_text(text: str, *secrets: str) -> str:
     return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
+SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
+
+
+def check_source(source: str) -> None:
+    """ValueError (never quoting the source) unless it is an RTSP/HTTP URL or a file path."""
+    if "://" not in source:
+        if any(ch in source for ch in "\x00\r\n"):
+            raise ValueError("source file path holds control characters")
+        return
+    scheme = source.split("://", 1)[0].lower()
+    if scheme not in SOURCE_SCHEMES:
+        raise ValueError(
+            f"source scheme {scheme!r} is not supported; use {', '.join(SOURCE_SCHEMES[:4])} "
+            "or a file path"
+        )
+    if scheme == "file":
+        return
+    try:
+        parts = urlsplit(source)
+        host = parts.hostname
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ValueError(f"source is not a valid {scheme} URL (host or port)") from None
+    if not host:
+        raise ValueError(f"source {scheme} URL has no host")
+    if any(ch.isspace() for ch in source):
+        raise ValueError("source URL holds white space")
+
+
+def with_credentials(source: str, username: str, password: str) -> str:
+    """The URL with ``username:password@`` put in front of its host (percent-encoded)."""
+    parts = urlsplit(source)
+    if "@" in parts.netloc:
+        raise ValueError("source already holds credentials; give them once")
+    if parts.scheme.lower() not in SOURCE_SCHEMES[:4]:
+        raise ValueError("credentials apply to RTSP and HTTP sources only")
+    user = quote(username, safe="")
+    info = f"{user}:{quote(password, safe='')}" if password else user
+    return urlunsplit(
+        (parts.scheme, f"{info}@{parts.netloc}", parts.path, parts.query, parts.fragment)
+    )
+
+
 class CameraConfig(BaseModel):
     """One camera: where it is, where it looks, where its video comes from."""
 
@@ -58,9 +101,9 @@ class CameraConfig(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     name: str = Field(min_length=1, max_length=100)
-    # rtsp://user:pass@host:554/path, http(s) MJPEG/HLS, or a video file path
+    # rtsp(s)://user:pass@host:554/path, http(s) MJPEG, or a video file path
     # (relative paths are taken from the project root).
-    source: str = Field(min_length=1)
+    source: str = Field(min_length=1, repr=False)
     lon: float = Field(allow_inf_nan=False)
     lat: float = Field(allow_inf_nan=False)
     direction_deg: float = Field(default=0.0, ge=0, lt=360)
@@ -96,10 +139,7 @@ class CameraConfig(BaseModel):
 
     @model_validator(mode="after")
     def _source_kind(self) -> CameraConfig:
-        if "://" in self.source:
-            scheme = self.source.split("://", 1)[0].lower()
-            if scheme not in {"rtsp", "rtsps", "http", "https", "rtmp", "file"}:
-                raise ValueError(f"source scheme {scheme!r} is not supported")
+        check_source(self.source)
         return self
 
     @property

@@ -7,6 +7,10 @@ its status to Redis. State changes (online, offline, motion start/end) go to the
 video event stream and to the push channel. Redis outages are ridden out: writes
 are retried on the next tick and state-change events wait in memory.
 
+The supervisor runs the cameras of the reviewed file (layouts/cameras.yaml) and those
+onboarded through the device path (``devices.cameras``, in Redis), which it re-reads every
+few seconds: a newly registered camera starts, a decommissioned one stops.
+
 ``python -m ingest.video`` (or ``python app.py ingest-video``) runs the supervisor.
 """
 
@@ -53,6 +57,8 @@ EVENT_QUEUE_MAX = 1000
 EXIT_FATAL = 3
 # The mode in force at the camera's place is re-read this often.
 MODE_REFRESH_S = 5.0
+# Cameras registered or decommissioned through the device path are picked up this often.
+REGISTRY_REFRESH_S = 3.0
 
 
 class StopFlag(Protocol):
@@ -599,6 +605,10 @@ class _Slot:
     given_up: bool = False
     registered: bool = False
     place_code: str | None = None
+    # Onboarded through the device path (Redis), not the reviewed file.
+    from_registry: bool = False
+    # Set when the camera was decommissioned: its process is being stopped.
+    retiring_since: float | None = None
 
 
 def _register(r: redis.Redis, cam: CameraConfig) -> None:
@@ -640,6 +650,73 @@ def _give_up(r: redis.Redis, slot: _Slot, exitcode: int | None) -> None:
     push.publish(r, "camera", id=cid)
 
 
+def _registered(r: redis.Redis) -> list[tuple[CameraConfig, str]]:
+    from devices.cameras import active_configs
+
+    return active_configs(r)
+
+
+class _Registry:
+    """Keeps the slots in step with the cameras onboarded in Redis."""
+
+    def __init__(self, fixed: set[str], wanted: set[str] | None) -> None:
+        self.fixed = fixed
+        self.wanted = wanted
+        self.clashes: set[str] = set()
+
+    def sync(
+        self, slots: dict[str, _Slot], found: list[tuple[CameraConfig, str]], mono: float
+    ) -> None:
+        active: dict[str, tuple[CameraConfig, str]] = {}
+        for cam, code in found:
+            if self.wanted is not None and cam.id not in self.wanted:
+                continue
+            if cam.id in self.fixed:
+                if cam.id not in self.clashes:
+                    self.clashes.add(cam.id)
+                    log.warning(
+                        "camera %s is in the camera file and the registry; the file wins", cam.id
+                    )
+                continue
+            active[cam.id] = (cam, code)
+        for cid, (cam, code) in active.items():
+            if cid not in slots:
+                log.info("camera %s registered; starting it", cid)
+                slots[cid] = _Slot(cam, place_code=code, from_registry=True)
+        for cid, slot in slots.items():
+            if slot.from_registry and cid not in active and slot.retiring_since is None:
+                log.info("camera %s decommissioned; stopping it", cid)
+                slot.retiring_since = mono
+                if slot.stop is not None:
+                    slot.stop.set()
+
+
+def _retire(slots: dict[str, _Slot], mono: float, grace_s: float = 5.0) -> None:
+    """Stop retiring camera processes (forcefully after ``grace_s``) and drop their slots."""
+    for cid, slot in list(slots.items()):
+        if slot.retiring_since is None:
+            continue
+        proc = slot.proc
+        if proc is not None and proc.is_alive():
+            if mono - slot.retiring_since > grace_s + 2:
+                proc.kill()
+            elif mono - slot.retiring_since > grace_s:
+                proc.terminate()
+            continue
+        try:
+            from devices.cameras import retire_status
+
+            # After the process is gone: its last publish cannot bring the camera back.
+            retire_status(get_redis(), cid)
+        except redis.RedisError as exc:
+            log.warning("camera %s: cannot mark it retired yet: %s", cid, exc)
+            continue
+        if proc is not None:
+            proc.close()
+        del slots[cid]
+        log.info("camera %s stopped", cid)
+
+
 def run(
     stop: StopFlag | None = None,
     *,
@@ -650,17 +727,30 @@ def run(
     restart_max_s: float = 60.0,
     max_failures: int = 5,
     healthy_after_s: float = 60.0,
+    use_registry: bool | None = None,
+    registry_refresh_s: float = REGISTRY_REFRESH_S,
 ) -> int:
     """Run one process per camera until ``stop`` is set (or SIGTERM/SIGINT when None).
 
+    Cameras come from the file (or ``cameras``) and, when ``use_registry`` (the default
+    unless ``cameras`` is given), from the Redis registry, re-read every
+    ``registry_refresh_s``: a newly registered camera starts, a decommissioned one stops.
     A camera process that dies is restarted after 1, 2, 4 ... s; after ``max_failures``
     starts in a row that did not last ``healthy_after_s`` it is left stopped and its
     status carries the error.
     """
     cams = list(cameras) if cameras is not None else load_cameras(cameras_file)
-    if only is not None:
-        wanted = set(only)
-        unknown = wanted - {c.id for c in cams}
+    if use_registry is None:
+        use_registry = cameras is None
+    wanted = set(only) if only is not None else None
+    if wanted is not None:
+        known = {c.id for c in cams}
+        if use_registry:
+            try:
+                known |= {c.id for c, _ in _registered(get_redis())}
+            except redis.RedisError as exc:
+                log.warning("video ingest: cannot read the camera registry (%s)", exc)
+        unknown = wanted - known
         if unknown:
             raise CameraConfigError(f"unknown camera ids: {', '.join(sorted(unknown))}")
         cams = [c for c in cams if c.id in wanted]
@@ -672,16 +762,28 @@ def run(
         stop = flag
     ctx = mp.get_context("spawn")
     # Located once here: the grid index is large, and each camera process would load its own.
-    slots = [_Slot(c, place_code=locate_code(c) if c.analysis.enabled else None) for c in cams]
-    log.info("video ingest: %d cameras", len(slots))
+    slots = {
+        c.id: _Slot(c, place_code=locate_code(c) if c.analysis.enabled else None) for c in cams
+    }
+    registry = _Registry(set(slots), wanted) if use_registry else None
+    log.info(
+        "video ingest: %d cameras from the file%s",
+        len(slots),
+        ", more from the registry" if registry else "",
+    )
     redis_ok = True
+    next_sync = 0.0
     try:
         while not stop.is_set():
             mono = time.monotonic()
             try:
                 r = get_redis()
-                for slot in slots:
-                    if not slot.registered:
+                if registry is not None and mono >= next_sync:
+                    # A registry Redis cannot answer leaves the running cameras as they are.
+                    registry.sync(slots, _registered(r), mono)
+                    next_sync = mono + registry_refresh_s
+                for slot in slots.values():
+                    if not slot.registered and slot.retiring_since is None:
                         _register(r, slot.cam)
                         slot.registered = True
                 r.hset(keys().heartbeats, "ingest-video", str(now_ms()))
@@ -690,11 +792,21 @@ def run(
                 if redis_ok:
                     log.warning("video ingest: Redis unreachable (%s); retrying", exc)
                 redis_ok = False
-            for slot in slots:
-                _tend(ctx, slot, mono, restart_base_s, restart_max_s, max_failures, healthy_after_s)
+            _retire(slots, mono)
+            for slot in slots.values():
+                if slot.retiring_since is None:
+                    _tend(
+                        ctx,
+                        slot,
+                        mono,
+                        restart_base_s,
+                        restart_max_s,
+                        max_failures,
+                        healthy_after_s,
+                    )
             stop.wait(0.2)
     finally:
-        _stop_all(slots)
+        _stop_all(list(slots.values()))
     return 0
 
 
@@ -775,11 +887,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Camera ingest: one process per camera.")
     ap.add_argument("--cameras", type=Path, help="camera registry YAML (default CAMERAS_FILE)")
     ap.add_argument("--only", help="comma-separated camera ids to run here")
+    ap.add_argument(
+        "--no-registry", action="store_true", help="run the file's cameras only, not Redis's"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
-        return run(cameras_file=args.cameras, only=only)
+        return run(cameras_file=args.cameras, only=only, use_registry=not args.no_registry)
     except CameraConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
