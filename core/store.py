@@ -12,8 +12,13 @@ _clients: dict[str, redis.Redis] = {}
 
 
 def redis_url() -> str:
-    url = get_settings().redis_url
+    s = get_settings()
+    url = s.redis_url
     if not url:
+        # A command run beside `python app.py` (the device team's CLI) finds its embedded Redis.
+        sock = (s.var_dir / "redis" / "redis.sock").resolve()
+        if sock.exists():
+            return f"unix://{sock}"
         raise RuntimeError(
             "REDIS_URL is not set: run `python app.py` for the embedded default, "
             "or set REDIS_URL=redis://host:6379/0"

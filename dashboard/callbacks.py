@@ -157,11 +157,14 @@ def register(app: Dash) -> None:
         Output("cam-motion", "children"),
         Output("cam-motion", "className"),
         Input("sig-camera", "data"),
+        Input("cam-tick", "n_intervals"),
         State("cam-state", "data"),
         State("lang", "data"),
         prevent_initial_call=True,
     )
-    def on_camera(_sig: Any, shown: dict[str, Any] | None, lang: str) -> tuple[Any, ...]:
+    def on_camera(
+        _sig: Any, _tick: Any, shown: dict[str, Any] | None, lang: str
+    ) -> tuple[Any, ...]:
         if not shown:
             # The tile was drawn without a camera; a reload picks up a new one.
             return (no_update,) * 5

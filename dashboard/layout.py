@@ -286,6 +286,9 @@ def page(lang: str | None = None, r: redis.Redis | None = None) -> html.Div:
             # concat: two events in one network chunk would otherwise leave only the last.
             SSE(id="push", url=PUSH_URL, concat=True),
             dcc.Interval(id="tick", interval=1000),
+            # Camera status is rewritten every half second but pushed only on a change, so a
+            # frozen camera process pushes nothing: the tile re-reads its status itself.
+            dcc.Interval(id="cam-tick", interval=2000),
             dcc.Store(id="city-bounds", data=mapdata.city_bounds()),
             *[dcc.Store(id=f"sig-{s}") for s in SIGNALS],
             header(lang, mode),

@@ -91,6 +91,12 @@ def create_app() -> dash.Dash:
     server.register_blueprint(media_bp)
     server.register_blueprint(devices_api_bp)
 
+    # Dash answers every other path with its page; an API client must get a 404, not HTML.
+    @server.route("/api/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @server.route("/open311/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def api_not_found(rest: str) -> Any:
+        return jsonify({"error": "not_found", "detail": f"no such endpoint: {request.path}"}), 404
+
     @server.get("/healthz")
     def healthz() -> Any:
         try:

@@ -288,7 +288,8 @@ def run(stop: threading.Event | None = None) -> None:
 
     target = parse_mqtt_url(settings.mqtt_url or "mqtt://127.0.0.1:1883")
     client = make_client(
-        f"gridcc-sim-{settings.gridcc_prefix}-{time.time_ns() % 10**6}", protocol=probe_protocol()
+        f"gridcc-sim-{settings.gridcc_prefix}-{time.time_ns() % 10**6}",
+        protocol=(mqtt.MQTTv311 if settings.mqtt_protocol == "3.1.1" else probe_protocol()),
     )
     client.max_inflight_messages_set(200)
     client.connect_async(target.host, target.port, keepalive=30)

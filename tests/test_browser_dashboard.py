@@ -395,3 +395,45 @@ def test_long_stored_reason_keeps_header_one_line_and_mode_names_legible(
     others = {x["border"] for x in looks if not x["checked"]}
     assert [x["text"] for x in chosen] == [t("mode.holiday", "zh-CN")]
     assert chosen[0]["border"] not in others, looks
+
+
+def test_frozen_camera_turns_offline_on_the_tile_without_a_push(
+    web, page_factory, r: redis.Redis
+) -> None:
+    # Found by a user: with the camera process stopped (SIGSTOP) nothing is pushed, and the
+    # tile kept saying online over a frozen picture while the camera wall said offline.
+    cam = _camera(r, motion=False)
+    r.hset(
+        keys().camera(cam), mapping={"last_frame_ms": str(now_ms()), "frame_age_limit_ms": "2000"}
+    )
+    page = page_factory(web.url + "/").page
+    _wait_push_live(page)
+    assert page.inner_text("#cam-online") == t("camera.online", "zh-CN")
+    # No more writes, no push: the status hash ages like a frozen camera's.
+    _wait_text(page, "#cam-online", t("camera.offline", "zh-CN"), 6)
+
+
+@pytest.mark.parametrize(
+    ("path", "width", "height"),
+    [("/", 1366, 768), ("/?lang=en", 1920, 1080), ("/?lang=en", 1366, 768)],
+)
+def test_header_items_never_overlap(
+    web, page_factory, r: redis.Redis, artifacts: Path, path: str, width: int, height: int
+) -> None:
+    # Found by a user: at 1366x768, and in English, the mode button covered the page links.
+    rec = {"mode": "holiday", "since_ms": now_ms(), "by": "值班长", "reason": "春节保障" * 20}
+    r.hset(keys().modes, "4101", json.dumps(rec, ensure_ascii=False))
+    page = page_factory(web.url + path, width=width, height=height).page
+    _wait_push_live(page)
+    boxes = page.evaluate(
+        """() => [...document.querySelectorAll('.gc-header > *, .gc-mode > *, .gc-nav > *')]
+              .filter(e => !e.classList.contains('gc-mode') && !e.classList.contains('gc-nav'))
+              .map(e => { const b = e.getBoundingClientRect();
+                          return [e.id || e.className, b.left, b.top, b.right, b.bottom]; })"""
+    )
+    page.screenshot(path=str(artifacts / f"header-{width}-{'en' if 'en' in path else 'zh'}.png"))
+    for i, (na, l1, t1, r1, b1) in enumerate(boxes):
+        for nb, l2, t2, r2, b2 in boxes[i + 1 :]:
+            overlap = min(r1, r2) - max(l1, l2) > 1 and min(b1, b2) - max(t1, t2) > 1
+            assert not overlap, f"{na} overlaps {nb}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -201,7 +201,8 @@ def import_panel(lang: str) -> html.Section:
                 id=_fid("upload"),
                 className="dv-upload",
                 multiple=False,
-                max_size=logic.MAX_UPLOAD_BYTES,
+                # The browser takes any size so the server can say why a big file is refused.
+                max_size=-1,
             ),
             html.Div(t("devices.import.columns", lang), className="dv-note"),
             html.Div(id=_fid("import-msg"), className="dv-msg", role="status"),

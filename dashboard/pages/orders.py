@@ -185,7 +185,8 @@ def actions_panel(lang: str) -> html.Section:
                     className="od-upload",
                     multiple=True,
                     accept="image/*",
-                    max_size=logic.MAX_PHOTO_BYTES,
+                    # The browser takes any size so the server can say why a big photo is refused.
+                    max_size=-1,
                 ),
                 html.Div(id=_fid("photo-names"), className="od-note"),
                 _input("evidence_ref", lang, "orders.page.ph.evidence_ref"),
