@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     cameras_file: Path = ROOT / "layouts" / "cameras.yaml"
 
     max_payload_bytes: int = 64 * 1024
+    # Each camera process is killed and restarted above this resident memory.
+    camera_max_rss_mb: int = Field(default=512, ge=64)
     # Bound of ingest's disk spool (used while Redis is unreachable); when full, ingest
     # stops acknowledging and the broker keeps the messages.
     spool_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=4096)

@@ -383,3 +383,4 @@ class CameraStatus(BaseModel):
     source: str = ""
     frame_age_limit_ms: int | None = None
     updated_ms: int | None = None
+    rss_mb: float | None = None  # memory of the camera's process

@@ -14,7 +14,7 @@ from ingest.camera_config import CameraConfig, mask_text
 
 _BOOL = {"online", "motion_active"}
 _INT = {"frame_age_ms", "last_frame_ms", "frame_age_limit_ms", "updated_ms"}
-_FLOAT = {"fps", "motion", "lon", "lat", "direction_deg", "fov_deg"}
+_FLOAT = {"fps", "motion", "lon", "lat", "direction_deg", "fov_deg", "rss_mb"}
 
 
 def encode(values: dict[str, Any]) -> dict[Any, str]:

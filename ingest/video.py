@@ -35,9 +35,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import numpy.typing as npt
+import psutil
 import redis
 
 from core import push
+from core.config import get_settings
 from core.keys import keys
 from core.store import get_redis
 from core.timeutil import now_ms
@@ -435,6 +437,8 @@ class CameraWorker:
             # Frames decoded since the process started: a reader tells a stream that keeps
             # its rate from one that falls behind (a paced file source never ages).
             "frames": self.frame_seq,
+            # Watched by the supervisor against CAMERA_MAX_RSS_MB.
+            "rss_mb": round(_SELF.memory_info().rss / 2**20, 1),
             "error": mask_text(self.fatal or ("" if self.online else self.error), self.cam.source),
             "updated_ms": now_ms(),
         }
@@ -592,6 +596,9 @@ def _camera_process(cam_json: str, stop: Any, place_code: str | None = None) -> 
     cv2.setNumThreads(1)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sys.exit(CameraWorker(cam, stop, place_code=place_code).run())
+
+
+_SELF = psutil.Process()
 
 
 @dataclass
@@ -824,6 +831,7 @@ def _tend(
     proc = slot.proc
     if proc is not None:
         if proc.is_alive():
+            _watch_memory(slot, proc)
             return
         code = proc.exitcode
         proc.close()
@@ -864,6 +872,27 @@ def _tend(
     )
     slot.proc.start()
     slot.started_mono = mono
+
+
+def _watch_memory(slot: _Slot, proc: BaseProcess) -> None:
+    """A camera process above its memory bound is killed; the usual restart takes over.
+
+    Decoders can leak on a corrupt stream; a bound per process keeps one camera from
+    starving the others on the same host.
+    """
+    limit = get_settings().camera_max_rss_mb
+    try:
+        rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20 if proc.pid else 0.0
+    except psutil.Error:
+        return
+    if rss_mb > limit:
+        log.error(
+            "camera %s: process uses %.0f MB, over its bound of %d MB; restarting it",
+            slot.cam.id,
+            rss_mb,
+            limit,
+        )
+        proc.kill()
 
 
 def _stop_all(slots: list[_Slot]) -> None:

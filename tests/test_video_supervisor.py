@@ -264,3 +264,22 @@ def test_camera_rides_out_a_redis_outage(
     assert "Redis unreachable" in err and "Redis reachable again" in err
     assert "process exited" not in err  # the camera process itself never died
     rr.close()
+
+
+def test_camera_process_over_its_memory_bound_is_restarted(
+    r: redis.Redis,
+    run_supervisor: Callable[..., threading.Thread],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A real camera process decoding the clip uses well over 64 MB (OpenCV and FFmpeg alone),
+    # so the smallest bound the settings allow must get it killed and started again.
+    monkeypatch.setenv("CAMERA_MAX_RSS_MB", "64")
+    reset_settings()
+    caplog.set_level("ERROR", logger="gridcc.video")
+    run_supervisor([cam("cam-big", str(CLIP))], restart_base_s=0.1, max_failures=50)
+    st = wait_for(
+        lambda: (s := read_status(r, "cam-big")) and s.rss_mb and s, 30, "status with rss"
+    )
+    assert st.rss_mb is not None and st.rss_mb > 64
+    wait_for(lambda: "over its bound of 64 MB" in caplog.text, 30, "the memory bound to act")
