@@ -29,6 +29,7 @@ from core.models import Reading, Report
 from core.store import get_redis
 from core.timeutil import now_ms
 from devices.health import is_alarming, record_reading, sweep_offline
+from modes.schedule import sweep_schedules
 from workorders.supervision import sweep as sweep_orders
 
 log = logging.getLogger("gridcc.worker")
@@ -244,6 +245,8 @@ def run(
                 sweep_offline(r)
                 # Reminders, overdue warnings and escalation of work-order clocks.
                 sweep_orders(r, now_ms())
+                # Scheduled mode switches, their reminders and switches back.
+                sweep_schedules(r, now_ms())
                 last_sweep = time.monotonic()
             step(r, consumer, block_ms)
             r.hset(keys().heartbeats, f"worker:{consumer}", now_ms())

@@ -208,6 +208,34 @@ class Keys:
         """Stream of every mode switch, with who and why."""
         return f"{self.prefix}:modelog"
 
+    @property
+    def mode_schedules(self) -> str:
+        """Hash: schedule id -> JSON of a scheduled mode switch and its state."""
+        return f"{self.prefix}:modesched"
+
+    @property
+    def mode_schedule_due(self) -> str:
+        """Sorted set: '<schedule id>:remind|start|end' -> ms at which that step is due."""
+        return f"{self.prefix}:modesched:due"
+
+    @property
+    def mode_schedule_seq(self) -> str:
+        return f"{self.prefix}:seq:modesched"
+
+    @property
+    def mode_schedule_log(self) -> str:
+        """Stream of what happened to scheduled switches: created, reminder, applied, ..."""
+        return f"{self.prefix}:modesched:log"
+
+    @property
+    def mode_checklists(self) -> str:
+        """Hash: jurisdiction code -> JSON of the checklist instance of the mode in force."""
+        return f"{self.prefix}:modecheck"
+
+    def mode_ticks(self, code: str, instance: str) -> str:
+        """Stream of ticks of one checklist instance (append-only: who, when, note)."""
+        return f"{self.prefix}:modecheck:{code}:{instance}"
+
     # Grid staff
     @property
     def staff_duty(self) -> str:

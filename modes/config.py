@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from core.config import ROOT
 from core.models import Mode, Severity
@@ -18,6 +18,15 @@ MODES_FILE = ROOT / "layouts" / "modes.yaml"
 class Text(BaseModel):
     zh: str
     en: str
+
+
+class ChecklistItem(BaseModel):
+    """One action of a mode's plan: whom to notify, what to open or what to check."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
+    kind: Literal["notify", "open", "check"] = "check"
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
 
 
 class ModeConfig(BaseModel):
@@ -33,7 +42,42 @@ class ModeConfig(BaseModel):
     overrides: dict[str, dict[str, dict[Literal["high", "low"], dict[Severity, float]]]] = Field(
         default_factory=dict
     )
+    # Texts by language, for screens that only show the list.
     checklist: dict[str, list[str]] = Field(default_factory=dict)
+    # The same list with ids and kinds, for ticking.
+    actions: list[ChecklistItem] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checklist_forms(cls, data: Any) -> Any:
+        """Accept the checklist as a list of items, or as texts by language."""
+        if not isinstance(data, dict):
+            return data
+        cl = data.get("checklist")
+        if isinstance(cl, list):
+            data = {**data, "actions": cl}
+            data["checklist"] = {
+                lang: [str(i.get(lang, "")) if isinstance(i, dict) else "" for i in cl]
+                for lang in ("zh", "en")
+            }
+        elif isinstance(cl, dict) and not data.get("actions"):
+            zh, en = list(cl.get("zh") or []), list(cl.get("en") or [])
+            data = {
+                **data,
+                "actions": [
+                    {"id": f"c{i + 1}", "zh": z, "en": en[i] if i < len(en) else z}
+                    for i, z in enumerate(zh)
+                ],
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ModeConfig:
+        ids = [a.id for a in self.actions]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"mode {self.code.value}: checklist ids repeated: {', '.join(dup)}")
+        return self
 
 
 class ModesFile(BaseModel):

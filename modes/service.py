@@ -121,8 +121,17 @@ def get_mode(r: redis.Redis, code: str = CITY_CODE) -> ModeState:
 MAX_REASON = 200
 
 
-def set_mode(r: redis.Redis, code: str, mode: Mode | str, reason: str, by: str) -> ModeState:
-    """Switch the mode at ``code``; every switch is logged with who, why and when."""
+def set_mode(
+    r: redis.Redis,
+    code: str,
+    mode: Mode | str,
+    reason: str,
+    by: str,
+    *,
+    now: int | None = None,
+) -> ModeState:
+    """Switch the mode at ``code``; every switch is logged with who, why and when,
+    and the new mode's checklist is created there."""
     code = _check_code(code)
     try:
         m = Mode(mode)
@@ -130,20 +139,18 @@ def set_mode(r: redis.Redis, code: str, mode: Mode | str, reason: str, by: str) 
         raise ModeError(
             f"unknown mode {mode!r}; one of {', '.join(x.value for x in Mode)}"
         ) from None
-    reason = (reason or "").strip()
-    if not reason:
-        raise ModeError("a mode switch needs a reason")
-    if len(reason) > MAX_REASON:
-        raise ModeError(f"the reason is {len(reason)} characters; at most {MAX_REASON} are kept")
-    by = (by or "").strip()
-    if not by:
-        raise ModeError("a mode switch needs the name of who switches it")
+    reason, by = _check_reason_by(reason, by)
+    from modes.checklist import new_instance
+
     previous = get_mode(r, code)
-    ts = now_ms()
+    ts = now_ms() if now is None else now
     rec = {"mode": m.value, "reason": reason, "by": by, "since_ms": ts}
     k = keys()
     pipe = r.pipeline(transaction=True)
     pipe.hset(k.modes, code, json.dumps(rec, ensure_ascii=False))
+    pipe.hset(
+        k.mode_checklists, code, json.dumps(new_instance(code, m, ts, by), ensure_ascii=False)
+    )
     pipe.xadd(
         k.mode_log,
         {
@@ -158,6 +165,51 @@ def set_mode(r: redis.Redis, code: str, mode: Mode | str, reason: str, by: str) 
     pipe.execute()
     push.publish(r, "mode", code=code, mode=m.value)
     return _state(code, code, m, rec)
+
+
+def _check_reason_by(reason: str, by: str) -> tuple[str, str]:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ModeError("a mode switch needs a reason")
+    if len(reason) > MAX_REASON:
+        raise ModeError(f"the reason is {len(reason)} characters; at most {MAX_REASON} are kept")
+    by = (by or "").strip()
+    if not by:
+        raise ModeError("a mode switch needs the name of who switches it")
+    return reason, by
+
+
+def clear_mode(
+    r: redis.Redis, code: str, reason: str, by: str, *, now: int | None = None
+) -> ModeState:
+    """Drop the mode set at ``code`` so it follows its parent again; logged like a switch."""
+    code = _check_code(code)
+    reason, by = _check_reason_by(reason, by)
+    previous = get_mode(r, code)
+    k = keys()
+    if r.hget(k.modes, code) is None:
+        raise ModeError(f"{code} has no mode of its own; it already follows its parent")
+    parent = get_mode(r, ancestors(code)[1]) if code != CITY_CODE else None
+    after = parent.mode if parent else modes_config().default
+    ts = now_ms() if now is None else now
+    pipe = r.pipeline(transaction=True)
+    pipe.hdel(k.modes, code)
+    pipe.hdel(k.mode_checklists, code)
+    pipe.xadd(
+        k.mode_log,
+        {
+            "code": code,
+            "mode": after.value,
+            "previous": previous.mode.value,
+            "reason": reason,
+            "by": by,
+            "ts_ms": str(ts),
+            "inherited": "1",
+        },
+    )
+    pipe.execute()
+    push.publish(r, "mode", code=code, mode=after.value)
+    return get_mode(r, code)
 
 
 def mode_history(r: redis.Redis, limit: int = 50) -> list[dict[str, Any]]:
