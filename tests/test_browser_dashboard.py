@@ -402,15 +402,29 @@ def test_frozen_camera_turns_offline_on_the_tile_without_a_push(
 ) -> None:
     # Found by a user: with the camera process stopped (SIGSTOP) nothing is pushed, and the
     # tile kept saying online over a frozen picture while the camera wall said offline.
+    import threading
+
     cam = _camera(r, motion=False)
-    r.hset(
-        keys().camera(cam), mapping={"last_frame_ms": str(now_ms()), "frame_age_limit_ms": "2000"}
-    )
-    page = page_factory(web.url + "/").page
-    _wait_push_live(page)
-    assert page.inner_text("#cam-online") == t("camera.online", "zh-CN")
-    # No more writes, no push: the status hash ages like a frozen camera's.
-    _wait_text(page, "#cam-online", t("camera.offline", "zh-CN"), 6)
+    r.hset(keys().camera(cam), mapping={"frame_age_limit_ms": "3000"})
+    frozen = threading.Event()
+
+    def live_camera() -> None:
+        # Like a camera process: the status is rewritten every half second, never pushed.
+        while not frozen.is_set():
+            r.hset(keys().camera(cam), "last_frame_ms", str(now_ms()))
+            frozen.wait(0.5)
+
+    writer = threading.Thread(target=live_camera, daemon=True)
+    writer.start()
+    try:
+        page = page_factory(web.url + "/").page
+        _wait_push_live(page)
+        _wait_text(page, "#cam-online", t("camera.online", "zh-CN"), 10)
+    finally:
+        frozen.set()
+        writer.join(5)
+    # No more writes and no push: the status ages like a frozen camera's.
+    _wait_text(page, "#cam-online", t("camera.offline", "zh-CN"), 8)
 
 
 @pytest.mark.parametrize(
