@@ -8,6 +8,8 @@ from typing import Any
 import redis
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
+from access.reads import get_alarm
+from alarms.service import AlarmError, acknowledge
 from core.store import get_redis
 from dashboard import data, layout, mapdata, views
 from i18n import normalize_lang, t
@@ -18,6 +20,8 @@ log = logging.getLogger("gridcc.dashboard")
 HIDDEN = {"display": "none"}
 SHOWN = {"display": "flex"}
 SHOWN_BLOCK = {"display": "block"}
+# Who the pop-up's acknowledgement is recorded as (screens have no accounts yet).
+POPUP_BY = "screen"
 
 
 # What each re-read shows; ``r`` lets a check point them at a given Redis.
@@ -46,6 +50,46 @@ def health_view(r: redis.Redis | None = None) -> tuple[dict[str, str], bool]:
     scope = data.screen_scope()
     down = data.guarded(lambda: data.mode_state(scope, r)) is None
     return (layout.OUTAGE_SHOWN if down else layout.OUTAGE_HIDDEN), down
+
+
+def popup_view(lang: str, seen: list[str] | None, r: redis.Redis | None = None) -> tuple[Any, ...]:
+    """(body, class, style, shown alarm, seen ids) of the pop-up after a fresh read.
+
+    Everything is ``no_update`` when the read fails: the pop-up stays as it was, since a
+    red alarm must not vanish because the data service hiccupped.
+    """
+    found = data.guarded(lambda: layout.popup_candidates(r))
+    if found is None:
+        return (no_update,) * 5
+    ids = [a.id for a in found]
+    if seen is None:
+        # The first good read after a failed paint: what is open now was already there.
+        return [], "gc-popup", HIDDEN, None, ids
+    # Only ids still open are kept, so the list never grows while a screen runs for weeks.
+    still = set(ids)
+    seen = [i for i in seen if i in still]
+    queue = views.popup_queue(found, seen)
+    if not queue:
+        return [], "gc-popup", HIDDEN, None, seen
+    top = queue[0]
+    state = {"id": top["id"], "severity": top["severity"]}
+    body = views.alarm_popup(top, lang, len(queue) - 1)
+    return body, f"gc-popup sev-{top['severity']}", SHOWN, state, seen
+
+
+def popup_ack(alarm_id: str, lang: str, r: redis.Redis | None = None) -> str:
+    """Acknowledge the shown alarm as the screen; the error text, or "" when done."""
+    r = r if r is not None else get_redis()
+    try:
+        # Only an alarm this screen may see can be acknowledged from it.
+        if get_alarm(r, data.screen_scope(), alarm_id) is None:
+            raise AlarmError(f"alarm {alarm_id} does not exist")
+        acknowledge(r, alarm_id, by=POPUP_BY)
+    except AlarmError as exc:
+        return f"{t('popup.ack_failed', lang)}：{exc}"
+    except data.DATA_ERRORS:
+        return f"{t('popup.ack_failed', lang)}：{t('data.down', lang)}"
+    return ""
 
 
 def register(app: Dash) -> None:
@@ -129,6 +173,37 @@ def register(app: Dash) -> None:
     )
     def on_alarms(_sig: Any, lang: str) -> Any:
         return alarms_view(normalize_lang(lang))
+
+    @app.callback(
+        Output("popup-body", "children"),
+        Output("alarm-popup", "className"),
+        Output("alarm-popup", "style"),
+        Output("popup-state", "data"),
+        Output("popup-seen", "data"),
+        Output("popup-msg", "children"),
+        Input("sig-alarm", "data"),
+        Input("popup-ack", "n_clicks"),
+        State("popup-seen", "data"),
+        State("popup-state", "data"),
+        State("lang", "data"),
+        prevent_initial_call=True,
+    )
+    def on_popup(
+        _sig: Any, _ack: Any, seen: list[str] | None, shown: dict[str, Any] | None, lang: str
+    ) -> tuple[Any, ...]:
+        lang = normalize_lang(lang)
+        msg = ""
+        if ctx.triggered_id == "popup-ack" and shown and shown.get("id"):
+            msg = popup_ack(str(shown["id"]), lang)
+        # Every screen closes the pop-up when the acknowledgement's push re-reads; this one
+        # re-reads at once so the operator sees the next queued alarm without waiting.
+        return (*popup_view(lang, seen), msg)
+
+    app.clientside_callback(
+        ClientsideFunction("gridcc_popup", "sound"),
+        Output("popup-audio", "title"),
+        Input("popup-state", "data"),
+    )
 
     @app.callback(
         Output("order-list", "children"),

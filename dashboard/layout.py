@@ -11,7 +11,9 @@ from dash import dcc, html
 from dash_extensions import SSE
 from dash_extensions.javascript import Namespace
 
+from access.reads import list_alarms
 from core.config import get_settings
+from core.store import get_redis
 from dashboard import data, mapdata, views
 from i18n import normalize_lang, t
 
@@ -25,6 +27,9 @@ OUTAGE_HIDDEN = {"display": "none"}
 # How often a screen checks the data service by itself, so an outage shows even when no
 # push arrives (and goes away when the service is back).
 HEALTH_INTERVAL_MS = 5000
+# Open alarms scanned for the pop-up: red ones must not hide behind many blue ones.
+POPUP_SCAN = 500
+ALARM_SOUND_URL = "/assets/alarm.wav"
 
 
 def outage_banner(lang: str, down: bool) -> html.Div:
@@ -256,6 +261,48 @@ def camera_panel(lang: str, cams: list[dict[str, Any]]) -> html.Div:
     )
 
 
+def popup_candidates(r: redis.Redis | None = None) -> list[Any]:
+    """Open alarms of the screen's scope, read through ``access`` for the pop-up."""
+    return list(
+        list_alarms(r if r is not None else get_redis(), data.screen_scope(), limit=POPUP_SCAN)
+    )
+
+
+def alarm_popup(lang: str, seen: list[str] | None) -> list[Any]:
+    """The full-screen pop-up (hidden until a new red or orange alarm), its tone and state.
+
+    ``seen`` are the alarms already on the screen when it opened: only later ones pop up.
+    ``None`` (the read failed) lets the first good read set them.
+    """
+    return [
+        dcc.Store(id="popup-seen", data=seen),
+        dcc.Store(id="popup-state", data=None),
+        html.Audio(id="popup-audio", src=ALARM_SOUND_URL, loop=True, preload="auto"),
+        html.Div(
+            html.Div(
+                [
+                    html.Div(id="popup-body"),
+                    html.Div(id="popup-msg", className="gc-msg"),
+                    html.Button(
+                        t("popup.ack", lang), id="popup-ack", className="gc-popup-ack", n_clicks=0
+                    ),
+                    html.Div(
+                        t("popup.sound_hint", lang),
+                        id="popup-sound-hint",
+                        className="gc-popup-hint",
+                        style={"display": "none"},
+                    ),
+                ],
+                className="gc-popup-card",
+            ),
+            id="alarm-popup",
+            className="gc-popup",
+            role="alertdialog",
+            style={"display": "none"},
+        ),
+    ]
+
+
 def page(lang: str | None = None, r: redis.Redis | None = None) -> html.Div:
     """The whole page in one language; the first paint already holds the data.
 
@@ -277,6 +324,10 @@ def page(lang: str | None = None, r: redis.Redis | None = None) -> html.Div:
     if markers is not None:
         cams = data.guarded(lambda: data.cameras(scope, r))
     down = cams is None
+    seen = None
+    if not down:
+        found = data.guarded(lambda: popup_candidates(r))
+        seen = None if found is None else [a.id for a in found]
     return html.Div(
         [
             dcc.Store(id="lang", data=lang),
@@ -294,6 +345,7 @@ def page(lang: str | None = None, r: redis.Redis | None = None) -> html.Div:
             header(lang, mode),
             outage_banner(lang, down),
             mode_panel(lang),
+            *alarm_popup(lang, seen),
             html.Div(views.kpis(counts, lang), className="gc-kpis", id="kpis"),
             html.Div(
                 [

@@ -218,3 +218,80 @@ def camera_bar(cam: dict[str, Any] | None, lang: str) -> tuple[str, str, str, st
         motion,
         "gc-motion active" if active else "gc-motion",
     )
+
+
+# --- alarm pop-up ---------------------------------------------------------------------------
+
+# Severities that take the whole screen until someone acknowledges them.
+POPUP_SEVERITIES = ("red", "orange")
+
+
+def popup_queue(alarms: list[Any] | None, seen_before: list[str] | None) -> list[dict[str, Any]]:
+    """Alarms waiting for acknowledgement on the pop-up: new (not on the screen when it opened),
+    red or orange, still raised; worst first, then in the order they came."""
+    skip = set(seen_before or [])
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    waiting = [
+        a
+        for a in map(as_dict, alarms or [])
+        if str(a.get("severity")) in POPUP_SEVERITIES
+        and str(a.get("state")) == "raised"
+        and str(a.get("id", "")) not in skip
+    ]
+    return sorted(
+        waiting,
+        key=lambda a: (rank.get(str(a.get("severity")), len(rank)), int(a.get("raised_ms") or 0)),
+    )
+
+
+def _amount(value: Any, unit: Any) -> str:
+    try:
+        num = f"{float(value):g}"
+    except (TypeError, ValueError):
+        num = NO_DATA
+    return f"{num} {unit}".strip() if unit else num
+
+
+def alarm_popup(alarm: Any, lang: str, waiting: int = 0) -> list[Any]:
+    """The pop-up's content for one alarm; ``waiting`` more are queued behind it.
+
+    Title and place go in as text children, so whatever a device or person sent is shown
+    literally.
+    """
+    a = as_dict(alarm)
+    sev = str(a.get("severity", ""))
+    where = place_name(a.get("place")) or t("popup.unlocated", lang)
+    rows = [
+        (t("popup.place", lang), where, "popup-place"),
+        (t("popup.time", lang), fmt_local(a.get("raised_ms")) or NO_DATA, "popup-time"),
+        (
+            t("popup.value", lang),
+            f"{_amount(a.get('value'), a.get('unit'))}（{t('popup.limit', lang)} "
+            f"{_amount(a.get('threshold'), a.get('unit'))}）",
+            "popup-value",
+        ),
+        (t("popup.device", lang), str(a.get("device_id", "")) or NO_DATA, "popup-device"),
+    ]
+    return [
+        html.Div(
+            [
+                html.Span(_label("severity", sev, lang), className=f"gc-chip sev-{sev}"),
+                html.Span(t("popup.title", lang), className="gc-popup-kind"),
+            ],
+            className="gc-popup-head",
+        ),
+        html.Div(str(a.get("title", "")), id="popup-title", className="gc-popup-title"),
+        html.Dl(
+            [
+                part
+                for label, value, pid in rows
+                for part in (html.Dt(label), html.Dd(value, id=pid))
+            ],
+            className="gc-popup-facts",
+        ),
+        html.Div(
+            t("popup.queue", lang).format(n=waiting) if waiting else "",
+            id="popup-count",
+            className="gc-popup-count",
+        ),
+    ]
