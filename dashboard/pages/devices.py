@@ -9,18 +9,17 @@ import dash_leaflet as dl
 from dash import Dash, Input, Output, State, ctx, dcc, html
 from dash import no_update as nu
 from dash.dash_table.DataTable import DataTable
-from dash_extensions import SSE
 
 from core.store import get_redis
 from dashboard import data, mapdata
 from dashboard.pages import devices_logic as logic
+from dashboard.pages import push_listener
 from i18n import normalize_lang, t
 
 log = logging.getLogger("gridcc.dashboard.devices")
 
 PATH = "/devices"
 TITLE_KEY = "devices.title"
-PUSH_URL = "/api/push"
 P = "devices"  # component id prefix
 INPUT_FIELDS = ("id", "name", "lon", "lat", "topic")
 ERROR_FIELDS = ("id", "name", "type", "profile", "lon", "lat", "crs", "topic")
@@ -59,44 +58,6 @@ TABLE_STYLE: dict[str, Any] = {
     "style_filter": {"backgroundColor": "#06101c", "color": "#e6f1ff"},
 }
 _COUNTY_STYLE = {"color": "#4cc9f0", "weight": 1.5, "fillOpacity": 0.05}
-# The page's push listener: parses the shared stream, wakes the tables on "device" and
-# "dead" (unknown topics) and on "hello" (re-read after a reconnect), and reconnects a
-# stream that has gone quiet, as the command center does.
-PUSH_JS = """function (value, tick, url) {
-    const nu = window.dash_clientside.no_update;
-    const s = window.gcDevicesPush = window.gcDevicesPush ||
-        {seen: 0, last: 0, attempt: Date.now(), stale: 13000, conn: 0, n: 0, retryAt: null};
-    const now = Date.now();
-    let wake = false, newUrl = nu;
-    const trig = (window.dash_clientside.callback_context.triggered || []).map(x => x.prop_id);
-    if (trig.indexOf("devices-push.value") >= 0 && value) {
-        if (value.length < s.seen) { s.seen = 0; }
-        const fresh = value.slice(s.seen), cut = fresh.lastIndexOf("\\n");
-        if (cut >= 0) {
-            s.seen += cut + 1;
-            fresh.slice(0, cut).split("\\n").forEach(function (line) {
-                let msg = null;
-                try { msg = line ? JSON.parse(line) : null; } catch (e) { msg = null; }
-                if (!msg) { return; }
-                s.last = now;
-                if (msg.keepalive_s) { s.stale = msg.keepalive_s * 2500 + 1000; }
-                if (msg.hello || msg.error) { wake = true; }
-                if (msg.topics && (msg.topics.device !== undefined || msg.topics.dead !== undefined)) {
-                    wake = true;
-                }
-                if (msg.reconnect !== undefined) { s.retryAt = now + (msg.reconnect || 0); }
-            });
-        }
-    }
-    const silent = now - s.last > s.stale && now - s.attempt > s.stale;
-    if ((s.retryAt !== null && now >= s.retryAt) || silent) {
-        s.retryAt = null; s.attempt = now; s.conn += 1; s.seen = 0;
-        newUrl = "/api/push?c=" + s.conn + "&p=devices";
-    }
-    if (wake) { s.n += 1; }
-    const live = now - s.last <= s.stale;
-    return [newUrl, wake ? s.n : nu, live ? "devices-push-dot live" : "devices-push-dot"];
-}"""
 
 
 def _fid(name: str) -> str:
@@ -313,10 +274,8 @@ def layout(lang: str | None = None) -> html.Div:
     return html.Div(
         [
             dcc.Store(id=_fid("lang"), data=lang),
-            dcc.Store(id=_fid("sig")),
             dcc.Store(id=_fid("changed"), data=0),
-            SSE(id=_fid("push"), url=PUSH_URL, concat=True),
-            dcc.Interval(id=_fid("tick"), interval=1000),
+            *push_listener.components(P),
             html.Header(
                 [
                     html.H1(t("devices.title", lang), className="gc-title", id=_fid("title")),
@@ -364,15 +323,7 @@ def _result_view(out: logic.RegisterOutcome, lang: str) -> html.Div:
 
 
 def register(app: Dash) -> None:
-    app.clientside_callback(
-        PUSH_JS,
-        Output(_fid("push"), "url"),
-        Output(_fid("sig"), "data"),
-        Output(_fid("push-status"), "className"),
-        Input(_fid("push"), "value"),
-        Input(_fid("tick"), "n_intervals"),
-        State(_fid("push"), "url"),
-    )
+    push_listener.register(app, P, ("device", "dead"))
 
     @app.callback(
         Output(_fid("profile"), "options"),

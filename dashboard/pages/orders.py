@@ -8,7 +8,6 @@ from typing import Any
 from dash import Dash, Input, Output, State, ctx, dcc, html
 from dash import no_update as nu
 from dash.dash_table.DataTable import DataTable
-from dash_extensions import SSE
 from flask import abort, send_file
 
 from core.models import Channel, OrderStatus, WorkOrder
@@ -16,6 +15,7 @@ from core.store import get_redis
 from core.timeutil import fmt_local
 from dashboard import data, mapdata
 from dashboard.pages import orders_logic as logic
+from dashboard.pages import push_listener
 from dashboard.pages.devices import TABLE_STYLE
 from i18n import normalize_lang, t
 from workorders import loop
@@ -24,7 +24,6 @@ log = logging.getLogger("gridcc.dashboard.orders")
 
 PATH = "/orders"
 TITLE_KEY = "orders.page.title"
-PUSH_URL = "/api/push"
 EVIDENCE_URL = "/orders/evidence/"
 P = "orders"
 LIST_COLS = ("id", "created", "channel", "category", "title", "status", "deadline", "signal")
@@ -61,41 +60,6 @@ CLEARED = (
     "return_reason",
     "arb_reason",
 )
-# Wakes the page on "order" pushes and on "hello" (re-read after a reconnect); reconnects
-# a stream gone quiet, like the other pages.
-PUSH_JS = """function (value, tick, url) {
-    const nu = window.dash_clientside.no_update;
-    const s = window.gcOrdersPush = window.gcOrdersPush ||
-        {seen: 0, last: 0, attempt: Date.now(), stale: 13000, conn: 0, n: 0, retryAt: null};
-    const now = Date.now();
-    let wake = false, newUrl = nu;
-    const trig = (window.dash_clientside.callback_context.triggered || []).map(x => x.prop_id);
-    if (trig.indexOf("orders-push.value") >= 0 && value) {
-        if (value.length < s.seen) { s.seen = 0; }
-        const fresh = value.slice(s.seen), cut = fresh.lastIndexOf("\\n");
-        if (cut >= 0) {
-            s.seen += cut + 1;
-            fresh.slice(0, cut).split("\\n").forEach(function (line) {
-                let msg = null;
-                try { msg = line ? JSON.parse(line) : null; } catch (e) { msg = null; }
-                if (!msg) { return; }
-                s.last = now;
-                if (msg.keepalive_s) { s.stale = msg.keepalive_s * 2500 + 1000; }
-                if (msg.hello || msg.error) { wake = true; }
-                if (msg.topics && msg.topics.order !== undefined) { wake = true; }
-                if (msg.reconnect !== undefined) { s.retryAt = now + (msg.reconnect || 0); }
-            });
-        }
-    }
-    const silent = now - s.last > s.stale && now - s.attempt > s.stale;
-    if ((s.retryAt !== null && now >= s.retryAt) || silent) {
-        s.retryAt = null; s.attempt = now; s.conn += 1; s.seen = 0;
-        newUrl = "/api/push?c=" + s.conn + "&p=orders";
-    }
-    if (wake) { s.n += 1; }
-    const live = now - s.last <= s.stale;
-    return [newUrl, wake ? s.n : nu, live ? "orders-push-dot live" : "orders-push-dot"];
-}"""
 
 
 def _fid(name: str) -> str:
@@ -320,11 +284,9 @@ def layout(lang: str | None = None) -> html.Div:
     return html.Div(
         [
             dcc.Store(id=_fid("lang"), data=lang),
-            dcc.Store(id=_fid("sig")),
             dcc.Store(id=_fid("changed"), data=0),
             dcc.Store(id=_fid("selected")),
-            SSE(id=_fid("push"), url=PUSH_URL, concat=True),
-            dcc.Interval(id=_fid("tick"), interval=1000),
+            *push_listener.components(P),
             html.Header(
                 [
                     html.H1(t("orders.page.title", lang), className="gc-title", id=_fid("title")),
@@ -538,15 +500,7 @@ def detail_view(o: WorkOrder, lang: str) -> list[Any]:
 
 
 def register(app: Dash) -> None:
-    app.clientside_callback(
-        PUSH_JS,
-        Output(_fid("push"), "url"),
-        Output(_fid("sig"), "data"),
-        Output(_fid("push-status"), "className"),
-        Input(_fid("push"), "value"),
-        Input(_fid("tick"), "n_intervals"),
-        State(_fid("push"), "url"),
-    )
+    push_listener.register(app, P, ("order",))
 
     @app.server.get(EVIDENCE_URL + "<name>")
     def evidence(name: str) -> Any:
