@@ -150,12 +150,24 @@ def alarm_list(alarms: list[Any] | None, lang: str) -> html.Ul | html.Div:
                     html.Span(str(a.get("title", "")), className="gc-what"),
                     html.Span(sub, className="gc-sub"),
                     html.Span(fmt_local(a.get("raised_ms")), className="gc-time"),
+                    *_camera_link(a.get("place"), lang),
                 ],
                 className="gc-row",
                 id={"type": "alarm-row", "id": str(a.get("id", ""))},
             )
         )
     return html.Ul(rows, className="gc-list")
+
+
+def _camera_link(place: Any, lang: str) -> list[html.A]:
+    """The cameras that see an alarm's place open on the wall from its row."""
+    p = as_dict(place) if place is not None else {}
+    lon, lat = p.get("lon"), p.get("lat")
+    if lon is None or lat is None or not p.get("inside_city", True):
+        return []
+    suffix = "" if lang == "zh-CN" else f"&lang={lang}"
+    href = f"/cameras?lon={float(lon):.6f}&lat={float(lat):.6f}{suffix}"
+    return [html.A(t("alarms.cameras", lang), href=href, className="gc-cam-link")]
 
 
 def order_list(orders: list[Any] | None, lang: str, now: int | None = None) -> html.Ul | html.Div:
