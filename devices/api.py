@@ -248,16 +248,27 @@ def get_one(device_id: str) -> tuple[Response, int]:
     return jsonify(device_json(dev, state)), 200
 
 
+def _decommission_body() -> tuple[bytes, str, str]:
+    """The raw body, reason and author of a decommission request, or a 400 refusal."""
+    raw, data = _body()
+    reason, by = data.get("reason"), data.get("by", "api")
+    refusal = None
+    if not isinstance(reason, str) or not reason.strip():
+        refusal = _Refused(400, "invalid_request", "reason: a non-empty text is required")
+    elif not isinstance(by, str) or not by.strip():
+        refusal = _Refused(400, "invalid_request", "by: must be a non-empty text when given")
+    if refusal is not None:
+        refusal.raw = raw  # the dead letter keeps the body that was refused
+        raise refusal
+    assert isinstance(reason, str) and isinstance(by, str)
+    return raw, reason, by
+
+
 @devices_api_bp.post(f"{PATH}/<device_id>/decommission")
 def post_decommission(device_id: str) -> tuple[Response, int]:
     raw = b""
     try:
-        raw, data = _body()
-        reason, by = data.get("reason"), data.get("by", "api")
-        if not isinstance(reason, str) or not reason.strip():
-            raise _Refused(400, "invalid_request", "reason: a non-empty text is required")
-        if not isinstance(by, str) or not by.strip():
-            raise _Refused(400, "invalid_request", "by: must be a non-empty text when given")
+        raw, reason, by = _decommission_body()
         r = get_redis()
         dev = get_device(r, device_id)
         if dev is None:
@@ -508,12 +519,7 @@ def get_camera_one(camera_id: str) -> tuple[Response, int]:
 def post_camera_decommission(camera_id: str) -> tuple[Response, int]:
     raw = b""
     try:
-        raw, data = _body()
-        reason, by = data.get("reason"), data.get("by", "api")
-        if not isinstance(reason, str) or not reason.strip():
-            raise _Refused(400, "invalid_request", "reason: a non-empty text is required")
-        if not isinstance(by, str) or not by.strip():
-            raise _Refused(400, "invalid_request", "by: must be a non-empty text when given")
+        raw, reason, by = _decommission_body()
         try:
             out = decommission_camera(get_redis(), camera_id, by=by, reason=reason)
         except CameraRegistryError as exc:
