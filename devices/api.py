@@ -114,7 +114,8 @@ def _parse(raw: bytes, limit: int) -> dict[str, Any]:
         ) from None
     try:
         data = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser's stack, e.g. "[" * 30000.
         raise _Refused(400, "bad_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _Refused(400, "bad_json", f"body must be a JSON object, not {type(data).__name__}")
@@ -444,7 +445,7 @@ def _camera_raw(raw: bytes) -> bytes:
     """A refused camera body fit for the dead-letter stream (no credential in it)."""
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         # Unparsed text may hold a password anywhere; keep only that it came.
         return f"<{len(raw)} bytes not kept: a camera body may hold credentials>".encode()
     if not isinstance(data, dict):

@@ -201,3 +201,14 @@ def test_the_web_role_serves_the_device_api(gridcc_env: dict[str, str]) -> None:
     web = create_app().server.test_client()
     assert web.get(f"{URL}/openapi.json").status_code == 200
     assert web.get(f"{URL}/nobody").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/devices", "/api/v1/cameras"])
+def test_deeply_nested_json_is_bad_json_not_a_server_error(r: redis.Redis, path: str) -> None:
+    # Found by a user: nesting deeper than the parser's stack answered 500.
+    from dashboard.server import create_app
+
+    client = create_app().server.test_client()
+    resp = client.post(path, data=b"[" * 30000 + b"]" * 30000, content_type="application/json")
+    assert resp.status_code == 400
+    assert resp.get_json()["error"] == "bad_json"

@@ -87,6 +87,8 @@ def test_hotline_report_becomes_an_order_in_its_township(
             "invalid_report",
         ),
         (b"[1, 2]", "application/json", 400, "bad_json"),
+        # Found by a user: nesting deeper than the parser's stack was a 500.
+        (b"[" * 30000 + b"]" * 30000, "application/json", 400, "bad_json"),
         # Found by a user: a boolean or a string passed as a coordinate.
         (
             b'{"text": "hello", "lon": true, "lat": 34.75}',

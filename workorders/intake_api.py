@@ -84,7 +84,8 @@ def post_report() -> tuple[Response, int]:
         )
     try:
         data = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser's stack, e.g. "[" * 30000.
         return _error(400, "bad_json", f"body is not valid JSON: {exc}", raw)
     if not isinstance(data, dict):
         return _error(
