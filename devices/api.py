@@ -106,6 +106,10 @@ def _parse(raw: bytes, limit: int) -> dict[str, Any]:
             "unsupported_media_type",
             f"content type must be application/json, not {request.content_type or 'none'!r}",
         )
+    charset = (request.mimetype_params.get("charset") or "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        # As the intake API: a body declared in another charset is not silently read as UTF-8.
+        raise _Refused(415, "unsupported_charset", f"charset must be utf-8, not {charset!r}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -45,7 +45,8 @@ class Device(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str
-    name: str = ""
+    # A name is a label on tables and maps, not a document.
+    name: str = Field(default="", max_length=100)
     type: str
     profile: str
     topic: str = ""  # below the MQTT root; empty: the profile's topic for the id

@@ -212,3 +212,20 @@ def test_deeply_nested_json_is_bad_json_not_a_server_error(r: redis.Redis, path:
     resp = client.post(path, data=b"[" * 30000 + b"]" * 30000, content_type="application/json")
     assert resp.status_code == 400
     assert resp.get_json()["error"] == "bad_json"
+
+
+def test_other_charset_and_overlong_name_are_refused(r: redis.Redis) -> None:
+    # Found by a user: charset=gbk was read as UTF-8, and a 20,000-character name was stored.
+    import json
+
+    from dashboard.server import create_app
+
+    client = create_app().server.test_client()
+    body = json.dumps(_gas(id="gas-cs")).encode()
+    resp = client.post("/api/v1/devices", data=body, content_type="application/json; charset=gbk")
+    assert resp.status_code == 415 and resp.get_json()["error"] == "unsupported_charset"
+    long = json.dumps(_gas(id="gas-long", name="名" * 101), ensure_ascii=False).encode()
+    resp = client.post("/api/v1/devices", data=long, content_type="application/json")
+    assert resp.status_code == 400 and "name" in resp.get_json()["detail"]
+    assert client.get("/api/v1/devices/gas-cs").status_code == 404
+    assert client.get("/api/v1/devices/gas-long").status_code == 404
