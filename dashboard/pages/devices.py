@@ -270,26 +270,12 @@ def unknown_panel(lang: str) -> html.Section:
 
 def layout(lang: str | None = None) -> html.Div:
     lang = normalize_lang(lang)
-    other = "en" if lang == "zh-CN" else "zh-CN"
     return html.Div(
         [
             dcc.Store(id=_fid("lang"), data=lang),
             dcc.Store(id=_fid("changed"), data=0),
             *push_listener.components(P),
-            html.Header(
-                [
-                    html.H1(t("devices.title", lang), className="gc-title", id=_fid("title")),
-                    html.A(t("devices.back", lang), href=f"/?lang={lang}", className="gc-lang"),
-                    html.Span(id=_fid("push-status"), className="devices-push-dot"),
-                    html.A(
-                        t("app.lang_toggle", lang),
-                        href=f"{PATH}?lang={other}",
-                        className="gc-lang",
-                        id=_fid("lang-toggle"),
-                    ),
-                ],
-                className="gc-header",
-            ),
+            push_listener.header(P, PATH, t("devices.title", lang), t("devices.back", lang), lang),
             html.Div(
                 [
                     html.Div([register_panel(lang), import_panel(lang)], className="dv-col"),

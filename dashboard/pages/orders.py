@@ -280,26 +280,14 @@ def filters_panel(lang: str) -> html.Section:
 
 def layout(lang: str | None = None) -> html.Div:
     lang = normalize_lang(lang)
-    other = "en" if lang == "zh-CN" else "zh-CN"
     return html.Div(
         [
             dcc.Store(id=_fid("lang"), data=lang),
             dcc.Store(id=_fid("changed"), data=0),
             dcc.Store(id=_fid("selected")),
             *push_listener.components(P),
-            html.Header(
-                [
-                    html.H1(t("orders.page.title", lang), className="gc-title", id=_fid("title")),
-                    html.A(t("orders.page.back", lang), href=f"/?lang={lang}", className="gc-lang"),
-                    html.Span(id=_fid("push-status"), className="orders-push-dot"),
-                    html.A(
-                        t("app.lang_toggle", lang),
-                        href=f"{PATH}?lang={other}",
-                        className="gc-lang",
-                        id=_fid("lang-toggle"),
-                    ),
-                ],
-                className="gc-header",
+            push_listener.header(
+                P, PATH, t("orders.page.title", lang), t("orders.page.back", lang), lang
             ),
             html.Div(
                 [

@@ -84,3 +84,27 @@ def register(app: Dash, page: str, topics: Sequence[str]) -> None:
         Input(f"{page}-tick", "n_intervals"),
         State(f"{page}-push", "url"),
     )
+
+
+def header(page: str, path: str, title: str, back: str, lang: str) -> Any:
+    """A page's header: its title, the way back to the command center, the push dot and the
+    language switch, with the ids ``<page>-title``, ``<page>-push-status``, ``<page>-lang-toggle``."""
+    from dash import html
+
+    from i18n import t
+
+    other = "en" if lang == "zh-CN" else "zh-CN"
+    return html.Header(
+        [
+            html.H1(title, className="gc-title", id=f"{page}-title"),
+            html.A(back, href=f"/?lang={lang}", className="gc-lang"),
+            html.Span(id=f"{page}-push-status", className=f"{page}-push-dot"),
+            html.A(
+                t("app.lang_toggle", lang),
+                href=f"{path}?lang={other}",
+                className="gc-lang",
+                id=f"{page}-lang-toggle",
+            ),
+        ],
+        className="gc-header",
+    )
